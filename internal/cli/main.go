@@ -1,0 +1,127 @@
+// Package cli is cyrplan's command line: one file per command, each a
+// thin layer that parses flags, calls the packages that do the work, and
+// prints. Errors are printed once, here, and mapped to exit codes here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cyrplan/cyrplan/internal/layout"
+)
+
+// Exit codes shared by all commands; plan and apply add their own.
+const (
+	exitOK      = 0
+	exitFailure = 1
+)
+
+// exitError carries a specific exit code. A nil err means the command
+// already printed what it had to say.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode ends a command with code, nothing more to print.
+func exitCode(code int) error { return &exitError{code: code} }
+
+// globals are the flags every command has.
+type globals struct {
+	layoutDir string
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+// Main runs cyrplan with os.Args and returns the process exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run runs cyrplan with args and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	return report(stderr, err)
+}
+
+// report prints err once and returns its exit code.
+func report(stderr io.Writer, err error) int {
+	var lerrs layout.Errors
+	var ee *exitError
+	switch {
+	case errors.As(err, &lerrs):
+		dir, _ := os.Getwd()
+		fmt.Fprint(stderr, lerrs.Format(dir))
+		fmt.Fprintf(stderr, "cyrplan: the layout has %d %s\n", len(lerrs), plural(len(lerrs), "error", "errors"))
+		return exitFailure
+	case errors.As(err, &ee):
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "cyrplan: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "cyrplan: %v\n", err)
+	return exitFailure
+}
+
+func newRootCommand(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cyrplan",
+		Short: "Plan and apply the configuration of a fleet of Cyrus IMAP slots from one CUE layout",
+		Long: `cyrplan compiles a CUE layout of hosts, slots and stores into every
+Cyrus config file, init script and unit of every host, shows the
+difference with what the hosts hold, and applies it safely.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.PersistentFlags().StringVar(&g.layoutDir, "layout", ".", "the layout directory (a CUE package)")
+	root.AddCommand(
+		newValidateCommand(g),
+		newRenderCommand(g),
+		newShowCommand(g),
+		newSpreadCommand(g),
+		newVersionCommand(g),
+	)
+	return root
+}
+
+// load loads the layout named by --layout.
+func (g *globals) load() (*layout.Layout, error) {
+	if _, err := os.Stat(g.layoutDir); err != nil {
+		return nil, fmt.Errorf("layout directory: %w", err)
+	}
+	return layout.Load(g.layoutDir)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

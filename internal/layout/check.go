@@ -1,0 +1,477 @@
+package layout
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/token"
+)
+
+// checker decodes a unified layout and checks what the schema cannot:
+// names, references between hosts, slots and stores, addresses, ports,
+// options. Every problem is recorded, none stops the others.
+type checker struct {
+	user   cue.Value // the operator's value alone: label positions
+	val    cue.Value // unified with the schema: values and defaults
+	layout *Layout
+	errs   Errors
+	broken map[string]bool // entries that did not decode: "hosts", "cyrus.3.6.1"
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	slotRE     = regexp.MustCompile(`^slot([0-9]+)([0-9]{2})$`)
+	dnsRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)
+	envRE      = regexp.MustCompile(`[^A-Z0-9_]`)
+	topLevel   = []string{"domain", "cyrus", "defaultCyrus", "hosts", "slots", "stores", "imapd", "replication", "secrets", "ports", "failover"}
+	selectorRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// errorf records a problem at the value at path (or, for a value that
+// came from a default, at the nearest field the operator wrote).
+func (c *checker) errorf(p []string, format string, args ...any) *Error {
+	e := &Error{Pos: c.pos(p), Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	c.errs = append(c.errs, e)
+	return e
+}
+
+// labelErrorf records a problem with a field's name, at its label.
+func (c *checker) labelErrorf(p []string, format string, args ...any) *Error {
+	e := &Error{Pos: c.labelPos(p), Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	c.errs = append(c.errs, e)
+	return e
+}
+
+func (c *checker) pos(p []string) token.Pos {
+	if pos := c.val.LookupPath(cuePath(p)).Pos(); pos.IsValid() && !strings.HasPrefix(pos.Filename(), "<cyrplan>") {
+		return pos
+	}
+	return c.labelPos(p)
+}
+
+func (c *checker) labelPos(p []string) token.Pos {
+	for ; len(p) > 0; p = p[:len(p)-1] {
+		if pos := c.user.LookupPath(cuePath(p)).Pos(); pos.IsValid() {
+			return pos
+		}
+	}
+	return token.NoPos
+}
+
+func cuePath(p []string) cue.Path {
+	sels := make([]cue.Selector, len(p))
+	for i, s := range p {
+		if n, err := strconv.Atoi(s); err == nil && i > 0 {
+			sels[i] = cue.Index(n)
+		} else {
+			sels[i] = cue.Str(s)
+		}
+	}
+	return cue.MakePath(sels...)
+}
+
+// pathString writes a path as the operator would: stores.store23.replicas[0].
+func pathString(p []string) string {
+	var b strings.Builder
+	for i, s := range p {
+		switch {
+		case i > 0 && isIndex(s):
+			b.WriteString("[" + s + "]")
+		case selectorRE.MatchString(s):
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(s)
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(strconv.Quote(s))
+		}
+	}
+	return b.String()
+}
+
+func isIndex(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+func (c *checker) check() {
+	var raw rawLayout
+	c.broken = decode(c.val, len(c.errs) == 0, &raw)
+	l := c.layout
+	c.checkTopLevel()
+	l.Domain = raw.Domain
+	if raw.Domain != "" && !dnsRE.MatchString(raw.Domain) {
+		c.errorf([]string{"domain"}, "%q is not a DNS domain (lower-case labels of letters, digits and -)", raw.Domain)
+	}
+	l.Replication = Replication{Authname: raw.Replication.Authname, Password: raw.Replication.Password}
+	if l.Replication.Authname != "" && !nameRE.MatchString(l.Replication.Authname) {
+		c.errorf([]string{"replication", "authname"}, "%q is not a valid user name", l.Replication.Authname)
+	}
+	l.Ports = Ports{IMAP: raw.Ports.IMAP, Sync: raw.Ports.Sync}
+	l.Failover = Failover{MaxPerHost: raw.Failover.MaxPerHost}
+	c.checkSecrets(raw.Secrets)
+	c.checkBuilds(raw.Cyrus, raw.DefaultCyrus)
+	c.checkHosts(raw.Hosts)
+	c.checkSlots(raw.Slots)
+	c.checkStores(raw.Stores)
+	l.Imapd = c.checkOptions([]string{"imapd"}, raw.Imapd, l.Builds[l.DefaultBuild], "")
+	for _, name := range l.StoreNames() {
+		st := l.Stores[name]
+		if st.Pinned && l.Builds[st.Build] != nil && l.Builds[st.Build].Version != l.Builds[l.DefaultBuild].Version {
+			// Layout-wide options must also be known to a pinned
+			// build of another version.
+			c.checkOptions([]string{"imapd"}, raw.Imapd, l.Builds[st.Build], name)
+		}
+	}
+	c.checkPorts()
+	c.checkSpread()
+}
+
+func (c *checker) checkTopLevel() {
+	it, err := c.user.Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		name := it.Selector().String()
+		if !slices.Contains(topLevel, name) {
+			e := c.labelErrorf([]string{name}, "unknown field %s", name)
+			if s := suggest(name, topLevel); s != "" {
+				e.Hint = "did you mean " + s + "?"
+			}
+		}
+	}
+}
+
+func (c *checker) checkSecrets(raw map[string]struct {
+	Env string `json:"env"`
+}) {
+	l := c.layout
+	l.Secrets = map[string]*Secret{}
+	for _, name := range sortedKeys(raw) {
+		if !nameRE.MatchString(name) {
+			c.labelErrorf([]string{"secrets", name}, "secret name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+			continue
+		}
+		l.Secrets[name] = &Secret{Name: name, Env: raw[name].Env}
+	}
+	if p := l.Replication.Password; p != "" && l.Secrets[p] == nil && nameRE.MatchString(p) {
+		l.Secrets[p] = &Secret{Name: p}
+	}
+	for _, s := range l.Secrets {
+		if s.Env == "" {
+			s.Env = "CYRPLAN_SECRET_" + envRE.ReplaceAllString(strings.ToUpper(s.Name), "_")
+		}
+	}
+}
+
+func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
+	l := c.layout
+	l.Builds = map[string]*Build{}
+	for _, name := range sortedKeys(raw) {
+		b := raw[name]
+		p := []string{"cyrus", name}
+		ok := true
+		if !nameRE.MatchString(name) {
+			c.labelErrorf(p, "build name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+			ok = false
+		}
+		if msg := checkAbsPath(b.Prefix); msg != "" {
+			c.errorf(append(p, "prefix"), "%s", msg)
+			ok = false
+		}
+		version := b.Version
+		if version == "" {
+			version = versionRE.FindString(name)
+		}
+		switch {
+		case version == "":
+			c.labelErrorf(p, "cannot tell the Cyrus version of build %q from its name", name).Hint = `set version: "3.6.1"`
+			ok = false
+		case catalogFor(version) == nil:
+			c.labelErrorf(p, "no imapd.conf option catalog for Cyrus %s (cyrplan knows %s)", version, strings.Join(catalogVersions(), ", "))
+			ok = false
+		}
+		if ok {
+			l.Builds[name] = &Build{Name: name, Prefix: path.Clean(b.Prefix), Version: version}
+		}
+	}
+	if def != "" && l.Builds[def] == nil && !c.broken["cyrus."+def] {
+		e := c.errorf([]string{"defaultCyrus"}, "build %q is not defined in cyrus", def)
+		e.Hint = hintFrom(def, sortedKeys(raw))
+	} else if def != "" {
+		l.DefaultBuild = def
+	}
+}
+
+func (c *checker) checkHosts(raw map[string]rawHost) {
+	l := c.layout
+	l.Hosts = map[string]*Host{}
+	byNumber := map[int]string{}
+	byAddr := map[netip.Addr]string{}
+	for _, name := range sortedKeys(raw) {
+		h := raw[name]
+		p := []string{"hosts", name}
+		if !nameRE.MatchString(name) {
+			c.labelErrorf(p, "host name %q: use lower-case letters, digits, '.', '_' and '-' (it names a directory)", name)
+			continue
+		}
+		if other, ok := byNumber[h.Number]; ok {
+			c.errorf(append(p, "number"), "host number %d is also host %s's (%s)", h.Number, other, c.posString([]string{"hosts", other, "number"}))
+		} else {
+			byNumber[h.Number] = name
+		}
+		addr, err := netip.ParseAddr(h.Address)
+		if err != nil {
+			c.errorf(append(p, "address"), "%q is not an IP address", h.Address)
+		} else if other, ok := byAddr[addr]; ok {
+			c.errorf(append(p, "address"), "address %s is also host %s's", h.Address, other)
+		} else {
+			byAddr[addr] = name
+		}
+		if !nameRE.MatchString(h.Interface) {
+			c.errorf(append(p, "interface"), "%q is not a network interface name", h.Interface)
+		}
+		l.Hosts[name] = &Host{Name: name, Number: h.Number, Address: h.Address, Interface: h.Interface, SSHUser: h.SSH.User, SSHPort: h.SSH.Port}
+	}
+}
+
+func (c *checker) posString(p []string) string {
+	pos := c.pos(p)
+	if !pos.IsValid() {
+		return pathString(p)
+	}
+	return fmt.Sprintf("%s:%d:%d", relPath(cwd(), pos.Filename()), pos.Line(), pos.Column())
+}
+
+// slot returns the slot called name, creating it from its name on first
+// use; nil (with an error at p) for a name that is not a slot name or
+// names no host.
+func (c *checker) slot(name string, p []string, label bool) *Slot {
+	l := c.layout
+	if s, ok := l.Slots[name]; ok {
+		return s
+	}
+	report := c.errorf
+	if label {
+		report = c.labelErrorf
+	}
+	m := slotRE.FindStringSubmatch(name)
+	if m == nil {
+		report(p, "%q is not a slot name: slot<host number><two-digit partition>, like slot608", name)
+		return nil
+	}
+	hostNum, _ := strconv.Atoi(m[1])
+	part, _ := strconv.Atoi(m[2])
+	var host *Host
+	for _, h := range l.Hosts {
+		if h.Number == hostNum {
+			host = h
+		}
+	}
+	if host == nil {
+		if c.broken["hosts"] {
+			return nil // the host may be the one that did not decode
+		}
+		report(p, "slot %s is on host number %d, and no host has that number", name, hostNum)
+		return nil
+	}
+	s := &Slot{
+		Name:      name,
+		Host:      host.Name,
+		Partition: part,
+		Meta:      "/mnt/meta" + strconv.Itoa(part),
+		Data:      "/mnt/data" + strconv.Itoa(part),
+		IMAPPort:  l.Ports.IMAP + part,
+		SyncPort:  l.Ports.Sync + part,
+		Role:      Spare,
+	}
+	l.Slots[name] = s
+	return s
+}
+
+func (c *checker) checkSlots(raw map[string]rawSlot) {
+	l := c.layout
+	l.Slots = map[string]*Slot{}
+	for _, name := range sortedKeys(raw) {
+		r := raw[name]
+		p := []string{"slots", name}
+		s := c.slot(name, p, true)
+		if s == nil {
+			continue
+		}
+		for _, f := range []struct {
+			field string
+			val   string
+			dst   *string
+		}{{"meta", r.Meta, &s.Meta}, {"data", r.Data, &s.Data}} {
+			if f.val == "" {
+				continue
+			}
+			if msg := checkAbsPath(f.val); msg != "" {
+				c.errorf(append(p, f.field), "%s", msg)
+				continue
+			}
+			*f.dst = path.Clean(f.val)
+		}
+		if r.Ports.IMAP != 0 {
+			s.IMAPPort = r.Ports.IMAP
+		}
+		if r.Ports.Sync != 0 {
+			s.SyncPort = r.Ports.Sync
+		}
+	}
+	// Two slots on one host may not share a partition mount point.
+	for _, h := range l.HostNames() {
+		used := map[string]string{}
+		for _, name := range l.SlotsOn(h) {
+			s := l.Slots[name]
+			for _, mp := range []struct{ field, dir string }{{"meta", s.Meta}, {"data", s.Data}} {
+				if other, ok := used[mp.dir]; ok {
+					c.errorf([]string{"slots", name, mp.field}, "%s is also used by slot %s on host %s", mp.dir, other, h)
+				} else {
+					used[mp.dir] = name
+				}
+			}
+		}
+	}
+}
+
+func (c *checker) checkStores(raw map[string]rawStore) {
+	l := c.layout
+	l.Stores = map[string]*Store{}
+	inStore := map[string][]string{} // slot -> path of its first use
+	floating := map[netip.Addr][]string{}
+	for _, h := range l.HostNames() {
+		if a, err := netip.ParseAddr(l.Hosts[h].Address); err == nil {
+			floating[a] = []string{"hosts", h, "address"}
+		}
+	}
+	for _, name := range sortedKeys(raw) {
+		r := raw[name]
+		p := []string{"stores", name}
+		if !nameRE.MatchString(name) {
+			c.labelErrorf(p, "store name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+			continue
+		}
+		st := &Store{Name: name, Master: r.Master, Replicas: r.Replicas, Build: r.Cyrus, Pinned: r.Cyrus != "",
+			IP: FloatingIPs{Master: r.IP.Master, Replica: r.IP.Replica}}
+		ok := true
+		hosts := map[string]string{}
+		use := func(slotName string, fp []string, role Role) {
+			s := c.slot(slotName, fp, false)
+			if s == nil {
+				ok = false
+				return
+			}
+			if prev, dup := inStore[slotName]; dup {
+				switch {
+				case prev[1] != name:
+					c.errorf(fp, "slot %s is already in store %s (%s)", slotName, prev[1], c.posString(prev))
+				case role == Replica && len(prev) == 3:
+					c.errorf(fp, "slot %s is the master of store %s and cannot also be its replica", slotName, name)
+				default:
+					c.errorf(fp, "slot %s is listed twice in store %s", slotName, name)
+				}
+				ok = false
+				return
+			}
+			inStore[slotName] = fp
+			if other, same := hosts[s.Host]; same {
+				c.errorf(fp, "slot %s is on host %s, like slot %s; a store's slots must be on different hosts", slotName, s.Host, other)
+				ok = false
+			}
+			hosts[s.Host] = slotName
+			s.Store, s.Role = name, role
+		}
+		use(r.Master, append(p, "master"), Master)
+		for i, rep := range r.Replicas {
+			use(rep, append(p, "replicas", strconv.Itoa(i)), Replica)
+		}
+		if st.Build == "" {
+			st.Build = l.DefaultBuild
+		} else if l.Builds[st.Build] == nil {
+			ok = false
+			if !c.broken["cyrus."+st.Build] {
+				e := c.errorf(append(p, "cyrus"), "build %q is not defined in cyrus", st.Build)
+				e.Hint = hintFrom(st.Build, sortedKeys(l.Builds))
+			}
+		}
+		for _, f := range []struct{ field, val string }{{"master", r.IP.Master}, {"replica", r.IP.Replica}} {
+			if f.val == "" {
+				continue
+			}
+			fp := append(p, "ip", f.field)
+			a, err := netip.ParseAddr(f.val)
+			if err != nil {
+				c.errorf(fp, "%q is not an IP address", f.val)
+				continue
+			}
+			if prev, dup := floating[a]; dup {
+				c.errorf(fp, "floating address %s is also %s (%s)", f.val, pathString(prev), c.posString(prev))
+				continue
+			}
+			floating[a] = fp
+		}
+		st.Imapd = c.checkOptions(append(p, "imapd"), r.Imapd, l.Builds[st.Build], "")
+		if ok {
+			l.Stores[name] = st
+		}
+	}
+}
+
+// checkAbsPath returns why p is not a clean absolute path, or "".
+func checkAbsPath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%q is not an absolute path", p)
+	case strings.ContainsAny(p, " \t\n\"'\\$`;&|<>*?"):
+		return fmt.Sprintf("%q: paths may not contain spaces, quotes or shell characters", p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		return fmt.Sprintf("%q: paths may not contain ..", p)
+	}
+	return ""
+}
+
+func (c *checker) checkPorts() {
+	l := c.layout
+	for _, h := range l.HostNames() {
+		used := map[int]string{}
+		for _, name := range l.SlotsOn(h) {
+			s := l.Slots[name]
+			for _, pp := range []struct {
+				field string
+				port  int
+			}{{"imap", s.IMAPPort}, {"sync", s.SyncPort}} {
+				key := fmt.Sprintf("%s port %d", pp.field, pp.port)
+				if other, dup := used[pp.port]; dup {
+					c.errorf([]string{"slots", name, "ports", pp.field}, "listen address %s:%d of slot %s is also %s", l.Hosts[h].Address, pp.port, name, other)
+				} else {
+					used[pp.port] = "slot " + name + "'s " + key
+				}
+			}
+		}
+	}
+}
+
+func hintFrom(s string, candidates []string) string {
+	if m := suggest(s, candidates); m != "" {
+		return "did you mean " + m + "?"
+	}
+	if len(candidates) > 0 {
+		sort.Strings(candidates)
+		return "defined: " + strings.Join(candidates, ", ")
+	}
+	return ""
+}

@@ -1,0 +1,195 @@
+// Package layout loads a cyrplan layout (a CUE package), unifies it with
+// the embedded schema, checks it, and decodes it into the Go types that
+// the rest of cyrplan works from.
+package layout
+
+import (
+	"sort"
+	"strconv"
+)
+
+// Layout is a checked, decoded layout. All maps are keyed by name; use
+// the sorted accessors for deterministic iteration.
+type Layout struct {
+	Domain       string
+	Builds       map[string]*Build
+	DefaultBuild string
+	Hosts        map[string]*Host
+	Slots        map[string]*Slot // every slot: declared, named by a store, or both
+	Stores       map[string]*Store
+	Imapd        Options // imapd.conf options for every slot
+	Replication  Replication
+	Secrets      map[string]*Secret
+	Ports        Ports
+	Failover     Failover
+}
+
+// Build is an installed Cyrus build.
+type Build struct {
+	Name    string
+	Prefix  string // binaries are in Prefix/bin
+	Version string // the option catalog it is checked against
+}
+
+// Host is one machine.
+type Host struct {
+	Name      string
+	Number    int
+	Address   string
+	Interface string // device that floating addresses are added to
+	SSHUser   string
+	SSHPort   int
+}
+
+// Role is the part a slot plays in its store.
+type Role string
+
+// The roles of a slot. A slot's preferred role is fixed by the layout;
+// its current role is live state recorded on its host.
+const (
+	Master  Role = "master"
+	Replica Role = "replica"
+	Spare   Role = "spare" // in no store
+)
+
+// Slot is one Cyrus instance: a meta and a data partition on a host.
+type Slot struct {
+	Name      string
+	Host      string // host name
+	Partition int    // the two-digit number in the name
+	Meta      string // mount point of the meta partition
+	Data      string // mount point of the data partition
+	IMAPPort  int
+	SyncPort  int
+	Store     string // "" for a spare slot
+	Role      Role   // preferred role
+}
+
+// Store is a logical mail server: a preferred master and its replicas.
+type Store struct {
+	Name     string
+	Master   string   // preferred master slot
+	Replicas []string // replica slots; the first is the default failover target
+	Build    string   // pinned or default build name
+	Pinned   bool     // Build comes from the store, not defaultCyrus
+	IP       FloatingIPs
+	Imapd    Options
+}
+
+// Slots returns the store's slots, preferred master first.
+func (s *Store) Slots() []string {
+	return append([]string{s.Master}, s.Replicas...)
+}
+
+// FloatingIPs are a store's floating addresses.
+type FloatingIPs struct {
+	Master  string
+	Replica string // may be empty
+}
+
+// Replication is how sync_client authenticates to replicas.
+type Replication struct {
+	Authname string
+	Password string // secret name
+}
+
+// Secret is a value resolved from the operator's environment at apply time.
+type Secret struct {
+	Name string
+	Env  string
+}
+
+// Ports are the port bases of every slot.
+type Ports struct {
+	IMAP int
+	Sync int
+}
+
+// Failover holds the failover-spread limit; MaxPerHost 0 means none.
+type Failover struct {
+	MaxPerHost int
+}
+
+// Options are imapd.conf options with their values rendered as text.
+type Options map[string]string
+
+// Keys returns the option names, sorted.
+func (o Options) Keys() []string { return sortedKeys(o) }
+
+// HostNames returns the host names, sorted by host number.
+func (l *Layout) HostNames() []string {
+	names := sortedKeys(l.Hosts)
+	sort.SliceStable(names, func(i, j int) bool { return l.Hosts[names[i]].Number < l.Hosts[names[j]].Number })
+	return names
+}
+
+// SlotNames returns every slot name, sorted by host number, then partition.
+func (l *Layout) SlotNames() []string {
+	names := sortedKeys(l.Slots)
+	sort.Slice(names, func(i, j int) bool {
+		a, b := l.Slots[names[i]], l.Slots[names[j]]
+		ha, hb := l.Hosts[a.Host].Number, l.Hosts[b.Host].Number
+		if ha != hb {
+			return ha < hb
+		}
+		return a.Partition < b.Partition
+	})
+	return names
+}
+
+// StoreNames returns the store names in natural order (store9 before store10).
+func (l *Layout) StoreNames() []string {
+	names := sortedKeys(l.Stores)
+	sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+	return names
+}
+
+// SlotsOn returns the names of the slots on host, in partition order.
+func (l *Layout) SlotsOn(host string) []string {
+	var names []string
+	for _, n := range l.SlotNames() {
+		if l.Slots[n].Host == host {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// BuildOf returns the build a slot runs: its store's, or the default.
+func (l *Layout) BuildOf(slot string) *Build {
+	if st := l.Stores[l.Slots[slot].Store]; st != nil {
+		return l.Builds[st.Build]
+	}
+	return l.Builds[l.DefaultBuild]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// naturalLess orders names with a numeric suffix by that number.
+func naturalLess(a, b string) bool {
+	pa, na := splitNumber(a)
+	pb, nb := splitNumber(b)
+	if pa != pb || na < 0 || nb < 0 {
+		return a < b
+	}
+	return na < nb
+}
+
+func splitNumber(s string) (string, int) {
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
+		i--
+	}
+	n, err := strconv.Atoi(s[i:])
+	if err != nil {
+		return s, -1
+	}
+	return s[:i], n
+}

@@ -1,0 +1,196 @@
+// Package render compiles a layout into the rendered tree: for every host,
+// the exact directories and files (path, mode, owner, content) that must
+// exist on it. It is pure: no I/O, no clock, no randomness, so the same
+// layout always renders to the same bytes.
+package render
+
+import (
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/cyrplan/cyrplan/internal/layout"
+)
+
+// Tree is the rendered tree of a layout.
+type Tree struct {
+	Hosts map[string]*Host
+	order []string
+}
+
+// HostNames returns the hosts in layout order (by host number).
+func (t *Tree) HostNames() []string { return t.order }
+
+// Host is what one host must hold.
+type Host struct {
+	Name  string
+	Dirs  []Dir  // sorted by path; parents before children
+	Files []File // sorted by path
+}
+
+// Dir is a directory cyrplan ensures. Directories are created, never
+// removed: they hold mail.
+type Dir struct {
+	Path  string
+	Mode  fs.FileMode
+	Owner string
+	Group string
+	Slot  string
+}
+
+// File is a file cyrplan owns.
+type File struct {
+	Path    string
+	Mode    fs.FileMode
+	Owner   string
+	Group   string
+	Content []byte
+	Slot    string // the slot it belongs to
+	Kind    Kind
+	Secrets []string // names of the secrets whose markers it contains
+}
+
+// Kind says what a file is for; plan and apply derive actions from it.
+type Kind string
+
+// The kinds of rendered files.
+const (
+	IMAPDConf Kind = "imapd.conf"
+	CyrusConf Kind = "cyrus.conf"
+	InitScript Kind = "init"
+	Unit      Kind = "unit"
+)
+
+// SecretMarker is what stands in the rendered tree for a secret's value.
+// apply replaces it with the value; plans, golden files and logs only
+// ever show the marker.
+func SecretMarker(name string) string { return "<<secret:" + name + ">>" }
+
+// Paths where cyrplan puts a slot's files on its host.
+const (
+	ConfigRoot = "/etc/cyrus"
+	InitDir    = "/etc/init.d"
+	UnitDir    = "/etc/systemd/system"
+	StateDir   = "/var/lib/cyrplan" // manifest, lock, roles, previous versions
+)
+
+// SlotPaths are the paths of one slot on its host.
+type SlotPaths struct {
+	ConfigDir  string // /etc/cyrus/slot608
+	IMAPDConf  string // .../imapd.conf
+	MasterConf string // .../cyrus-master.conf: the slot as its store's master
+	ReplicaConf string // .../cyrus-replica.conf: the slot as a replica
+	InitScript string // /etc/init.d/cyrus-slot608
+	Unit       string // /etc/systemd/system/cyrus-slot608.service
+	PIDFile    string // /run/cyrus-slot608.pid
+	RoleFile   string // /var/lib/cyrplan/roles/slot608: the current role
+	ConfigDB   string // configdirectory on the meta partition
+}
+
+// PathsOf returns where slot's files live.
+func PathsOf(s *layout.Slot) SlotPaths {
+	dir := ConfigRoot + "/" + s.Name
+	return SlotPaths{
+		ConfigDir:   dir,
+		IMAPDConf:   dir + "/imapd.conf",
+		MasterConf:  dir + "/cyrus-master.conf",
+		ReplicaConf: dir + "/cyrus-replica.conf",
+		InitScript:  InitDir + "/cyrus-" + s.Name,
+		Unit:        UnitDir + "/cyrus-" + s.Name + ".service",
+		PIDFile:     "/run/cyrus-" + s.Name + ".pid",
+		RoleFile:    StateDir + "/roles/" + s.Name,
+		ConfigDB:    s.Meta + "/conf",
+	}
+}
+
+// Render compiles l into its rendered tree.
+func Render(l *layout.Layout) *Tree {
+	t := &Tree{Hosts: map[string]*Host{}, order: l.HostNames()}
+	for _, h := range t.order {
+		t.Hosts[h] = &Host{Name: h}
+	}
+	for _, name := range l.SlotNames() {
+		s := l.Slots[name]
+		h := t.Hosts[s.Host]
+		h.Dirs = append(h.Dirs, slotDirs(s)...)
+		h.Files = append(h.Files, slotFiles(l, s)...)
+	}
+	for _, h := range t.Hosts {
+		h.Dirs = dedupDirs(h.Dirs)
+		sort.Slice(h.Files, func(i, j int) bool { return h.Files[i].Path < h.Files[j].Path })
+	}
+	return t
+}
+
+func slotDirs(s *layout.Slot) []Dir {
+	p := PathsOf(s)
+	d := func(path string, mode fs.FileMode, owner, group string) Dir {
+		return Dir{Path: path, Mode: mode, Owner: owner, Group: group, Slot: s.Name}
+	}
+	return []Dir{
+		d(ConfigRoot, 0o755, "root", "root"),
+		d(p.ConfigDir, 0o755, "root", "root"),
+		d(s.Meta, 0o755, "root", "root"),
+		d(p.ConfigDB, 0o750, "cyrus", "mail"),
+		d(p.ConfigDB+"/socket", 0o750, "cyrus", "mail"),
+		d(p.ConfigDB+"/db", 0o700, "cyrus", "mail"),
+		d(s.Meta+"/meta", 0o750, "cyrus", "mail"),
+		d(s.Meta+"/sieve", 0o750, "cyrus", "mail"),
+		d(s.Data, 0o755, "root", "root"),
+		d(s.Data+"/spool", 0o750, "cyrus", "mail"),
+	}
+}
+
+// dedupDirs sorts dirs by path and drops repeats (/etc/cyrus is every
+// slot's parent).
+func dedupDirs(dirs []Dir) []Dir {
+	sort.SliceStable(dirs, func(i, j int) bool { return dirs[i].Path < dirs[j].Path })
+	out := dirs[:0]
+	for _, d := range dirs {
+		if len(out) > 0 && out[len(out)-1].Path == d.Path {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func slotFiles(l *layout.Layout, s *layout.Slot) []File {
+	p := PathsOf(s)
+	imapd, secrets := imapdConf(l, s)
+	files := []File{
+		{Path: p.IMAPDConf, Mode: 0o640, Owner: "root", Group: "mail", Content: imapd, Kind: IMAPDConf, Secrets: secrets},
+		{Path: p.MasterConf, Mode: 0o644, Owner: "root", Group: "root", Content: cyrusConf(l, s, layout.Master), Kind: CyrusConf},
+		{Path: p.InitScript, Mode: 0o755, Owner: "root", Group: "root", Content: initScript(l, s), Kind: InitScript},
+		{Path: p.Unit, Mode: 0o644, Owner: "root", Group: "root", Content: unit(l, s), Kind: Unit},
+	}
+	if s.Store != "" {
+		files = append(files, File{Path: p.ReplicaConf, Mode: 0o644, Owner: "root", Group: "root", Content: cyrusConf(l, s, layout.Replica), Kind: CyrusConf})
+	}
+	for i := range files {
+		files[i].Slot = s.Name
+	}
+	return files
+}
+
+// peers returns the other slots of s's store, in store order: the
+// replication channels of s when it is master.
+func peers(l *layout.Layout, s *layout.Slot) []*layout.Slot {
+	st := l.Stores[s.Store]
+	if st == nil {
+		return nil
+	}
+	var out []*layout.Slot
+	for _, name := range st.Slots() {
+		if name != s.Name {
+			out = append(out, l.Slots[name])
+		}
+	}
+	return out
+}
+
+func header(b *strings.Builder, comment, what string) {
+	b.WriteString(comment + " " + what + "\n")
+	b.WriteString(comment + " Generated by cyrplan from the layout. Do not edit: a change made here\n")
+	b.WriteString(comment + " is reported as drift and overwritten by the next apply.\n")
+}

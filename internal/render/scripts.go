@@ -1,0 +1,77 @@
+package render
+
+import (
+	_ "embed"
+	"strings"
+	"text/template"
+
+	"github.com/cyrplan/cyrplan/internal/layout"
+)
+
+var (
+	//go:embed init.sh.tmpl
+	initText string
+	//go:embed unit.service.tmpl
+	unitText string
+
+	initTmpl = template.Must(template.New("init").Option("missingkey=error").Parse(initText))
+	unitTmpl = template.Must(template.New("unit").Option("missingkey=error").Parse(unitText))
+)
+
+type scriptData struct {
+	SlotPaths
+	Slot, What, Header, Prefix, DefaultRole string
+	Addr, Interface                         string
+	Port                                    int
+	FloatMaster, FloatReplica               string
+	FloatBits                               int
+}
+
+func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
+	build := l.BuildOf(s.Name)
+	h := l.Hosts[s.Host]
+	d := scriptData{
+		SlotPaths:   PathsOf(s),
+		Slot:        s.Name,
+		What:        "spare slot",
+		Prefix:      build.Prefix,
+		DefaultRole: string(layout.Master),
+		Addr:        h.Address,
+		Interface:   h.Interface,
+		Port:        s.IMAPPort,
+		FloatBits:   32,
+	}
+	if strings.Contains(h.Address, ":") {
+		d.FloatBits = 128
+	}
+	if st := l.Stores[s.Store]; st != nil {
+		d.What = "store " + st.Name
+		d.DefaultRole = string(s.Role)
+		d.FloatMaster = st.IP.Master
+		// The floating replica address follows the preferred pair:
+		// the preferred master and the first replica.
+		if s.Name == st.Master || s.Name == st.Replicas[0] {
+			d.FloatReplica = st.IP.Replica
+		}
+	}
+	var b strings.Builder
+	header(&b, "#", "cyrus-"+s.Name+": Cyrus IMAP "+s.Name+", "+d.What+", Cyrus "+build.Name)
+	d.Header = strings.TrimSuffix(b.String(), "\n")
+	return d
+}
+
+func initScript(l *layout.Layout, s *layout.Slot) []byte {
+	return execute(initTmpl, dataOf(l, s))
+}
+
+func unit(l *layout.Layout, s *layout.Slot) []byte {
+	return execute(unitTmpl, dataOf(l, s))
+}
+
+func execute(t *template.Template, d scriptData) []byte {
+	var b strings.Builder
+	if err := t.Execute(&b, d); err != nil {
+		panic("render: " + t.Name() + " template: " + err.Error()) // the templates are fixed: a bug
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,84 @@
+// Package transport defines how cyrplan reaches a host: read and write
+// files, take a lock, and run commands. Implementations live in the
+// local (a directory per host) and ssh (OpenSSH-compatible SSH+SFTP)
+// subpackages; both pass the conformance suite in transporttest.
+package transport
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"strconv"
+)
+
+// ErrNoExec is returned by Run on transports that cannot run commands
+// (the local directory transport). Callers report the command instead.
+var ErrNoExec = errors.New("this transport does not run commands")
+
+// FileInfo is what Stat reports about a path on a host.
+type FileInfo struct {
+	Mode  fs.FileMode // permission bits and type (fs.ModeDir for directories)
+	Size  int64
+	IsDir bool
+}
+
+// Owner names a user and group on a host ("cyrus", "mail"). The empty
+// Owner leaves ownership as the transport creates it.
+type Owner struct {
+	User  string
+	Group string
+}
+
+// ExitError is returned by Run when the command ran and exited non-zero.
+type ExitError struct {
+	Code int
+}
+
+func (e *ExitError) Error() string { return "exit status " + strconv.Itoa(e.Code) }
+
+// Host is one machine. All paths are absolute paths on that host.
+// A Host is safe for concurrent use by several goroutines.
+type Host interface {
+	// Name is the host's name in the layout (imap6).
+	Name() string
+
+	// ReadFile returns the content of a regular file. A missing file
+	// gives an error that satisfies errors.Is(err, fs.ErrNotExist).
+	ReadFile(ctx context.Context, path string) ([]byte, error)
+
+	// Stat describes path. A missing path satisfies fs.ErrNotExist.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+
+	// WriteFile replaces path atomically: it writes a temporary file in
+	// the same directory, syncs it, sets mode and owner, and renames it
+	// over path. Readers see the old or the new content, never a mix;
+	// a crash at any moment leaves at most a stray temporary file whose
+	// name starts with ".cyrplan-tmp-". Parent directories must exist.
+	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner Owner) error
+
+	// CreateExclusive creates path with data only if it does not exist
+	// (O_CREATE|O_EXCL); if it exists the error satisfies fs.ErrExist.
+	// It is the primitive behind host locks.
+	CreateExclusive(ctx context.Context, path string, data []byte, mode fs.FileMode) error
+
+	// MkdirAll creates path and missing parents. The mode and owner are
+	// applied to path itself (also when it exists already); parents are
+	// created 0755 with the transport's default owner.
+	MkdirAll(ctx context.Context, path string, mode fs.FileMode, owner Owner) error
+
+	// Remove deletes a file or an empty directory. Removing a missing
+	// path is not an error.
+	Remove(ctx context.Context, path string) error
+
+	// Rename moves oldpath to newpath, replacing newpath atomically.
+	Rename(ctx context.Context, oldpath, newpath string) error
+
+	// Run runs cmd with /bin/sh -c on the host, with stdin (may be nil)
+	// and the given writers (may be nil). A non-zero exit gives
+	// *ExitError; transports that cannot run commands give ErrNoExec.
+	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error
+
+	// Close releases the connection. The Host is unusable afterwards.
+	Close() error
+}
