@@ -55,10 +55,10 @@ type Kind string
 
 // The kinds of rendered files.
 const (
-	IMAPDConf Kind = "imapd.conf"
-	CyrusConf Kind = "cyrus.conf"
+	IMAPDConf  Kind = "imapd.conf"
+	CyrusConf  Kind = "cyrus.conf"
 	InitScript Kind = "init"
-	Unit      Kind = "unit"
+	Unit       Kind = "unit"
 )
 
 // SecretMarker is what stands in the rendered tree for a secret's value.
@@ -76,15 +76,15 @@ const (
 
 // SlotPaths are the paths of one slot on its host.
 type SlotPaths struct {
-	ConfigDir  string // /etc/cyrus/slot608
-	IMAPDConf  string // .../imapd.conf
-	MasterConf string // .../cyrus-master.conf: the slot as its store's master
+	ConfigDir   string // /etc/cyrus/slot608
+	IMAPDConf   string // .../imapd.conf
+	MasterConf  string // .../cyrus-master.conf: the slot as its store's master
 	ReplicaConf string // .../cyrus-replica.conf: the slot as a replica
-	InitScript string // /etc/init.d/cyrus-slot608
-	Unit       string // /etc/systemd/system/cyrus-slot608.service
-	PIDFile    string // /run/cyrus-slot608.pid
-	RoleFile   string // /var/lib/cyrplan/roles/slot608: the current role
-	ConfigDB   string // configdirectory on the meta partition
+	InitScript  string // /etc/init.d/cyrus-slot608
+	Unit        string // /etc/systemd/system/cyrus-slot608.service
+	PIDFile     string // /run/cyrus-slot608.pid
+	RoleFile    string // /var/lib/cyrplan/roles/slot608: the current role
+	ConfigDB    string // configdirectory on the meta partition
 }
 
 // PathsOf returns where slot's files live.
