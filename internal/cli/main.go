@@ -112,11 +112,11 @@ difference with what the hosts hold, and applies it safely.`,
 }
 
 // load loads the layout named by --layout.
-func (g *globals) load() (*layout.Layout, error) {
+func (g *globals) load(opts ...layout.Option) (*layout.Layout, error) {
 	if _, err := os.Stat(g.layoutDir); err != nil {
 		return nil, fmt.Errorf("layout directory: %w", err)
 	}
-	return layout.Load(g.layoutDir)
+	return layout.Load(g.layoutDir, opts...)
 }
 
 func plural(n int, one, many string) string {

@@ -23,7 +23,7 @@ exits 1 when that is above failover.maxPerHost.`,
 		Example: "  cyrplan spread --layout ./layout\n  cyrplan spread --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := g.load()
+			l, err := g.load(layout.NoSpreadLimit())
 			if err != nil {
 				return err
 			}

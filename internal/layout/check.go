@@ -23,6 +23,8 @@ type checker struct {
 	layout *Layout
 	errs   Errors
 	broken map[string]bool // entries that did not decode: "hosts", "cyrus.3.6.1"
+
+	noSpreadLimit bool
 }
 
 var (
@@ -135,7 +137,9 @@ func (c *checker) check() {
 		}
 	}
 	c.checkPorts()
-	c.checkSpread()
+	if !c.noSpreadLimit {
+		c.checkSpread()
+	}
 }
 
 func (c *checker) checkTopLevel() {
@@ -424,7 +428,11 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			}
 			floating[a] = fp
 		}
-		st.Imapd = c.checkOptions(append(p, "imapd"), r.Imapd, l.Builds[st.Build], "")
+		build := l.Builds[st.Build]
+		if build == nil {
+			build = l.Builds[l.DefaultBuild] // still check the options
+		}
+		st.Imapd = c.checkOptions(append(p, "imapd"), r.Imapd, build, "")
 		if ok {
 			l.Stores[name] = st
 		}

@@ -19,23 +19,30 @@ import (
 // never point into it, they point at the operator's value.
 const schemaFile = "<cyrplan>/schema/" + schema.File
 
+// Option changes what Load checks.
+type Option func(*checker)
+
+// NoSpreadLimit leaves failover.maxPerHost unchecked, for callers that
+// report the spread themselves (cyrplan spread).
+func NoSpreadLimit() Option { return func(c *checker) { c.noSpreadLimit = true } }
+
 // Load reads, unifies, decodes and checks the layout package in dir. An
 // invalid layout gives Errors, every problem with its position.
-func Load(dir string) (*Layout, error) {
+func Load(dir string, opts ...Option) (*Layout, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return load1(&load.Config{Dir: abs})
+	return load1(&load.Config{Dir: abs}, opts)
 }
 
 // LoadFS is Load for a layout read from fsys (a git revision, say).
 // Positions in errors name files as dir/<file>, with dir as given.
-func LoadFS(fsys fs.FS, dir string) (*Layout, error) {
-	return load1(&load.Config{Dir: dir, FS: fsys})
+func LoadFS(fsys fs.FS, dir string, opts ...Option) (*Layout, error) {
+	return load1(&load.Config{Dir: dir, FS: fsys}, opts)
 }
 
-func load1(cfg *load.Config) (*Layout, error) {
+func load1(cfg *load.Config, opts []Option) (*Layout, error) {
 	ctx := cuecontext.New()
 	src, err := schema.FS.ReadFile(schema.File)
 	if err != nil {
@@ -60,6 +67,9 @@ func load1(cfg *load.Config) (*Layout, error) {
 		user:   uv,
 		val:    sv.LookupPath(cue.ParsePath("#Layout")).Unify(uv),
 		layout: &Layout{},
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	c.errs = append(c.errs, fromCUE(c.val.Validate(cue.Concrete(true)))...)
 	c.check()
