@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
+	"strings"
 )
 
 // ErrNoExec is returned by Run on transports that cannot run commands
@@ -81,4 +82,9 @@ type Host interface {
 
 	// Close releases the connection. The Host is unusable afterwards.
 	Close() error
+}
+
+// Quote quotes s as one word for /bin/sh.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,0 +1,464 @@
+// Package apply executes a plan over transports: it writes each host's
+// files atomically, keeping the previous versions, records what it wrote
+// in the host's manifest, and then starts, reloads, restarts or stops
+// slots store by store, checking each slot's IMAP banner and rolling a
+// slot back to its previous files when the check fails.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/plan"
+	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
+	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// Options control an apply.
+type Options struct {
+	ApplyID     string
+	Commit      string
+	Dirty       bool
+	Secrets     secret.Values
+	Log         io.Writer // progress, one line per step
+	Parallelism int       // hosts written at once
+	Now         func() time.Time
+	// Health checks a slot after it started, reloaded or restarted;
+	// HealthTimeout bounds it.
+	Health        func(ctx context.Context, addr, servername string) error
+	HealthTimeout time.Duration
+}
+
+// Result says what an apply did.
+type Result struct {
+	Changed []string         // hosts where something was written or run
+	Failed  map[string]error // hosts (or "host/slot") that failed, and why
+	Stopped error            // why the actions stopped early, if they did
+}
+
+// Partial reports whether some hosts changed while something failed.
+func (r *Result) Partial() bool { return len(r.Changed) > 0 && r.Failed != nil }
+
+// Err is every failure in one error, nil if none.
+func (r *Result) Err() error {
+	if len(r.Failed) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(r.Failed))
+	for k := range r.Failed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, r.Failed[k])
+	}
+	return errors.Join(errs...)
+}
+
+type applier struct {
+	p     *plan.Plan
+	tree  *render.Tree
+	hosts map[string]transport.Host
+	opts  Options
+
+	mu      sync.Mutex
+	res     *Result
+	backups map[string]map[string]backup // host -> path -> what was there
+}
+
+// backup is a file as it was before the apply touched it.
+type backup struct {
+	existed bool
+	content []byte
+	mode    fs.FileMode
+	hash    string // redacted hash, as in the manifest
+}
+
+// Execute applies p. Hosts must hold a connected transport for every
+// host of the plan that has no error; the caller holds their locks.
+// Cancelling ctx (SIGINT) finishes the file in flight and stops.
+func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[string]transport.Host, opts Options) *Result {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Parallelism < 1 {
+		opts.Parallelism = 1
+	}
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = 30 * time.Second
+	}
+	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{}, backups: map[string]map[string]backup{}}
+
+	stops := map[string][]*plan.ServiceAction{}
+	for _, act := range p.Actions {
+		if act.Verb == plan.Stop {
+			stops[act.Host] = append(stops[act.Host], act)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, opts.Parallelism)
+	for _, hp := range p.Hosts {
+		if hp.Error != "" || (len(hp.Files) == 0 && len(hp.Dirs) == 0 && len(hp.Roles) == 0 && len(stops[hp.Host]) == 0 && !a.manifestStale(hp)) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := a.host(ctx, hp, stops[hp.Host]); err != nil {
+				a.fail(hp.Host, err)
+			}
+		}()
+	}
+	wg.Wait()
+	a.actions(ctx)
+	return a.res
+}
+
+// manifestStale: nothing to change, but the manifest does not record
+// this plan's slots yet (a host that matched before its first apply).
+func (a *applier) manifestStale(hp *plan.Host) bool {
+	return hp.ManifestApplyID == "" && len(hp.Slots) > 0
+}
+
+func (a *applier) logf(format string, args ...any) {
+	if a.opts.Log == nil {
+		return
+	}
+	msg := a.opts.Secrets.Scrub(fmt.Sprintf(format, args...))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fmt.Fprintln(a.opts.Log, msg)
+}
+
+func (a *applier) fail(key string, err error) {
+	err = errors.New(a.opts.Secrets.Scrub(err.Error()))
+	a.logf("%s: FAILED: %v", key, err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.res.Failed == nil {
+		a.res.Failed = map[string]error{}
+	}
+	a.res.Failed[key] = err
+}
+
+func (a *applier) changed(host string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range a.res.Changed {
+		if h == host {
+			return
+		}
+	}
+	a.res.Changed = append(a.res.Changed, host)
+	sort.Strings(a.res.Changed)
+}
+
+func (a *applier) failed(host string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.res.Failed[host]
+	return ok
+}
+
+// host runs the file phase on one host: stops of removed slots, then
+// directories, files, roles, and last the manifest.
+func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.ServiceAction) error {
+	h := a.hosts[hp.Host]
+	// The file in flight finishes even if ctx is cancelled: every
+	// write uses work, and ctx is only checked between steps.
+	work := context.WithoutCancel(ctx)
+	rendered := map[string]*render.File{}
+	for i := range a.tree.Hosts[hp.Host].Files {
+		f := &a.tree.Hosts[hp.Host].Files[i]
+		rendered[f.Path] = f
+	}
+	for _, act := range stops {
+		if err := a.run(work, h, act); err != nil {
+			return err
+		}
+	}
+	for _, d := range hp.Dirs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := h.MkdirAll(work, d.Path, d.Mode, transport.Owner{User: d.Owner, Group: d.Group}); err != nil {
+			return err
+		}
+		a.changed(hp.Host)
+	}
+	if len(hp.Files) > 0 {
+		if err := h.MkdirAll(work, state.BackupDir+"/"+a.opts.ApplyID, 0o700, transport.Owner{}); err != nil {
+			return err
+		}
+	}
+	for _, fc := range hp.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := a.backup(work, h, fc, rendered[fc.Path]); err != nil {
+			return err
+		}
+		switch fc.Action {
+		case plan.Create, plan.Update:
+			content, err := a.opts.Secrets.Fill(rendered[fc.Path].Content)
+			if err != nil {
+				return err
+			}
+			if err := h.MkdirAll(work, parent(fc.Path), 0o755, transport.Owner{}); err != nil {
+				return err
+			}
+			if err := h.WriteFile(work, fc.Path, content, fc.Mode, transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
+				return err
+			}
+		case plan.Delete:
+			if err := h.Remove(work, fc.Path); err != nil {
+				return err
+			}
+		}
+		a.changed(hp.Host)
+		a.logf("%s: %s %s", hp.Host, symbol(fc.Action), fc.Path)
+	}
+	for _, r := range hp.Roles {
+		if err := Role(work, h, r.Slot, r.Role); err != nil {
+			return err
+		}
+		a.changed(hp.Host)
+	}
+	return a.writeManifest(work, h, hp, rendered, nil)
+}
+
+// backup keeps what is at fc.Path before it is replaced or removed, on
+// the host (under the apply's backup directory) and in memory for a
+// rollback.
+func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileChange, rf *render.File) error {
+	b := backup{}
+	if fc.Action != plan.Create {
+		data, err := h.ReadFile(ctx, fc.Path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err == nil {
+			fi, err := h.Stat(ctx, fc.Path)
+			if err != nil {
+				return err
+			}
+			b = backup{existed: true, content: data, mode: fi.Mode.Perm(), hash: fc.Before}
+			dst := state.BackupDir + "/" + a.opts.ApplyID + fc.Path
+			if err := h.MkdirAll(ctx, parent(dst), 0o700, transport.Owner{}); err != nil {
+				return err
+			}
+			if err := h.WriteFile(ctx, dst, data, 0o600, transport.Owner{}); err != nil {
+				return err
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.backups[h.Name()] == nil {
+		a.backups[h.Name()] = map[string]backup{}
+	}
+	a.backups[h.Name()][fc.Path] = b
+	return nil
+}
+
+// writeManifest records the host's managed files. restored overrides
+// the hash of files a rollback put back ("" = removed).
+func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.Host, rendered map[string]*render.File, restored map[string]string) error {
+	old, err := state.ReadManifest(ctx, h)
+	if err != nil {
+		return err
+	}
+	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, Commit: a.opts.Commit, Dirty: a.opts.Dirty,
+		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}}
+	slots := map[string]bool{}
+	if old != nil {
+		for p, f := range old.Files {
+			m.Files[p] = f
+		}
+		for _, s := range old.Slots {
+			slots[s] = true
+		}
+	}
+	for _, fc := range hp.Files {
+		if fc.Action == plan.Delete {
+			delete(m.Files, fc.Path)
+			delete(slots, fc.Slot)
+		}
+	}
+	for s := range hp.Slots {
+		slots[s] = true
+	}
+	for p, f := range rendered {
+		if _, ok := hp.Slots[f.Slot]; ok {
+			m.Files[p] = state.ManifestFile{SHA256: state.Hash(f.Content), Slot: f.Slot, Kind: string(f.Kind)}
+		}
+	}
+	for p, hash := range restored {
+		if hash == "" {
+			delete(m.Files, p)
+		} else if f, ok := m.Files[p]; ok {
+			f.SHA256 = hash
+			m.Files[p] = f
+		}
+	}
+	for s := range slots {
+		m.Slots = append(m.Slots, s)
+	}
+	sort.Strings(m.Slots)
+	return h.WriteFile(ctx, state.ManifestPath, m.Encode(), 0o644, transport.Owner{})
+}
+
+// actions runs the plan's slot actions in order, after the file phase.
+// The first failure stops them: a slot that fails its health check is
+// rolled back first.
+func (a *applier) actions(ctx context.Context) {
+	for _, act := range a.p.Actions {
+		if act.Verb == plan.Stop {
+			continue // done in the file phase
+		}
+		if a.failed(act.Host) {
+			a.logf("%s %s: skipped, the host failed", act.Host, act.Slot)
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			a.res.Stopped = fmt.Errorf("interrupted before %s %s on %s: %w", act.Verb, act.Slot, act.Host, err)
+			return
+		}
+		h := a.hosts[act.Host]
+		err := a.run(ctx, h, act)
+		if err == nil {
+			continue
+		}
+		key := act.Host + "/" + act.Slot
+		a.fail(key, err)
+		if rerr := a.rollback(context.WithoutCancel(ctx), h, act); rerr != nil {
+			a.fail(key+" rollback", rerr)
+		}
+		a.res.Stopped = fmt.Errorf("stopped after %s of %s on %s failed", act.Verb, act.Slot, act.Host)
+		return
+	}
+}
+
+// run runs one service action through the slot's init script and checks
+// the slot's banner afterwards.
+func (a *applier) run(ctx context.Context, h transport.Host, act *plan.ServiceAction) error {
+	script := render.InitDir + "/cyrus-" + act.Slot
+	var out strings.Builder
+	start := time.Now()
+	err := h.Run(ctx, script+" "+string(act.Verb), nil, &out, &out)
+	if errors.Is(err, transport.ErrNoExec) {
+		a.logf("%s %s: %s (not run: this transport runs no commands)", act.Host, act.Slot, act.Verb)
+		return nil
+	}
+	a.changed(act.Host)
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %v: %s", act.Host, script, act.Verb, err, strings.TrimSpace(out.String()))
+	}
+	if act.Verb == plan.Stop || a.opts.Health == nil {
+		a.logf("%s %s: %s ok (%s)", act.Host, act.Slot, act.Verb, since(start))
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, a.opts.HealthTimeout)
+	defer cancel()
+	if err := a.opts.Health(hctx, act.Addr, act.Slot); err != nil {
+		return fmt.Errorf("%s %s: %s ran, but the health check failed: %v", act.Host, act.Slot, act.Verb, err)
+	}
+	a.logf("%s %s: %s ok, banner answers (%s)", act.Host, act.Slot, act.Verb, since(start))
+	return nil
+}
+
+// rollback puts back the files of act's slot as they were before this
+// apply and restarts the slot with them (or stops a new slot).
+func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.ServiceAction) error {
+	a.mu.Lock()
+	saved := a.backups[act.Host]
+	a.mu.Unlock()
+	var hp *plan.Host
+	for _, x := range a.p.Hosts {
+		if x.Host == act.Host {
+			hp = x
+		}
+	}
+	restored := map[string]string{}
+	for _, fc := range hp.Files {
+		if fc.Slot != act.Slot {
+			continue
+		}
+		b, ok := saved[fc.Path]
+		if !ok {
+			continue
+		}
+		var err error
+		if b.existed {
+			err = h.WriteFile(ctx, fc.Path, b.content, b.mode, transport.Owner{User: fc.Owner, Group: fc.Group})
+			restored[fc.Path] = b.hash
+		} else {
+			err = h.Remove(ctx, fc.Path)
+			restored[fc.Path] = ""
+		}
+		if err != nil {
+			return err
+		}
+		a.logf("%s: rolled back %s", act.Host, fc.Path)
+	}
+	rendered := map[string]*render.File{}
+	for i := range a.tree.Hosts[act.Host].Files {
+		f := &a.tree.Hosts[act.Host].Files[i]
+		rendered[f.Path] = f
+	}
+	if err := a.writeManifest(ctx, h, hp, rendered, restored); err != nil {
+		return err
+	}
+	verb := plan.Restart
+	if act.Verb == plan.Start {
+		verb = plan.Stop
+	}
+	again := &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: verb, Role: act.Role, Addr: act.Addr}
+	if len(restored) == 0 && verb == plan.Restart {
+		return nil // nothing was changed for this slot: leave it as it is
+	}
+	return a.run(ctx, h, again)
+}
+
+func symbol(act plan.Action) string {
+	switch act {
+	case plan.Create:
+		return "created"
+	case plan.Update:
+		return "updated"
+	case plan.Delete:
+		return "deleted"
+	}
+	return string(act)
+}
+
+func parent(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
+
+// Role writes slot's current role on its host, as failover and apply do.
+func Role(ctx context.Context, h transport.Host, slot string, role layout.Role) error {
+	if err := h.MkdirAll(ctx, state.RolesDir, 0o755, transport.Owner{}); err != nil {
+		return err
+	}
+	return h.WriteFile(ctx, state.RolesDir+"/"+slot, []byte(string(role)+"\n"), 0o644, transport.Owner{})
+}
