@@ -382,7 +382,9 @@ func listenChanged(d string) bool {
 	return false
 }
 
-func sortBytes(b [][]byte) { sort.Slice(b, func(i, j int) bool { return bytes.Compare(b[i], b[j]) < 0 }) }
+func sortBytes(b [][]byte) {
+	sort.Slice(b, func(i, j int) bool { return bytes.Compare(b[i], b[j]) < 0 })
+}
 
 func slotDirsChanged(dirs []*DirChange, slot string) bool {
 	for _, d := range dirs {
