@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -36,10 +38,13 @@ func Load(dir string, opts ...Option) (*Layout, error) {
 	return load1(&load.Config{Dir: abs}, opts)
 }
 
-// LoadFS is Load for a layout read from fsys (a git revision, say).
-// Positions in errors name files as dir/<file>, with dir as given.
-func LoadFS(fsys fs.FS, dir string, opts ...Option) (*Layout, error) {
-	return load1(&load.Config{Dir: dir, FS: fsys}, opts)
+// LoadFS is Load for a layout whose files are the top of fsys (a git
+// revision, say). Positions in errors name files as name/<file>, as in
+// "HEAD~1:layout/stores.cue".
+func LoadFS(fsys fs.FS, name string, opts ...Option) (*Layout, error) {
+	return load1(&load.Config{Dir: "/", FS: fsys, FromFSPath: func(p string) string {
+		return strings.TrimSuffix(name, "/") + p
+	}}, opts)
 }
 
 func load1(cfg *load.Config, opts []Option) (*Layout, error) {
@@ -59,10 +64,9 @@ func load1(cfg *load.Config, opts []Option) (*Layout, error) {
 	if err := insts[0].Err; err != nil {
 		return nil, fromCUE(err)
 	}
+	// Errors in the operator's value alone (conflicts between files)
+	// are reported by validate, with the schema's.
 	uv := ctx.BuildInstance(insts[0])
-	if err := uv.Err(); err != nil {
-		return nil, fromCUE(err)
-	}
 	c := &checker{
 		user:   uv,
 		val:    sv.LookupPath(cue.ParsePath("#Layout")).Unify(uv),
@@ -71,7 +75,7 @@ func load1(cfg *load.Config, opts []Option) (*Layout, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	c.errs = append(c.errs, fromCUE(c.val.Validate(cue.Concrete(true)))...)
+	c.validate()
 	c.check()
 	if len(c.errs) > 0 {
 		c.errs.sort()
@@ -89,7 +93,8 @@ func fromCUE(err error) Errors {
 	var out Errors
 	byPath := map[string]*Error{}
 	for _, e := range cueerrors.Errors(err) {
-		path := strings.TrimPrefix(strings.Join(e.Path(), "."), "#Layout.")
+		sel := labels(e.Path())
+		path := pathString(sel)
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
 		if strings.Contains(msg, "errors in empty disjunction") {
@@ -105,11 +110,140 @@ func fromCUE(err error) Errors {
 			}
 			continue
 		}
-		x := &Error{Pos: pos, Path: path, Msg: msg}
+		x := &Error{Pos: pos, Path: path, Msg: msg, sel: sel}
 		byPath[path] = x
 		out = append(out, x)
 	}
 	return out
+}
+
+// labels turns a CUE error path into field names: without the schema's
+// #Layout, and with quoted labels ("3.6.1") unquoted.
+func labels(p []string) []string {
+	if len(p) > 0 && p[0] == "#Layout" {
+		p = p[1:]
+	}
+	out := make([]string, len(p))
+	for i, s := range p {
+		if u, err := strconv.Unquote(s); err == nil && strings.HasPrefix(s, `"`) {
+			s = u
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// validate records every schema error. CUE's Validate reports one error
+// per value shared from the schema and drops incomplete values (missing
+// fields) once it has found another error, so it walks down the tree and
+// validates each failing value on its own.
+func (c *checker) validate() {
+	if c.val.Validate(cue.Concrete(true)) == nil {
+		return
+	}
+	var all []cueerrors.Error
+	var walk func(v cue.Value) bool
+	walk = func(v cue.Value) bool {
+		err := v.Validate(cue.Concrete(true))
+		if err == nil {
+			return false
+		}
+		below := false
+		switch v.Kind() {
+		case cue.StructKind:
+			if it, err := v.Fields(); err == nil {
+				for it.Next() {
+					below = walk(it.Value()) || below
+				}
+			}
+		case cue.ListKind:
+			if it, err := v.List(); err == nil {
+				for it.Next() {
+					below = walk(it.Value()) || below
+				}
+			}
+		}
+		if !below {
+			all = append(all, cueerrors.Errors(err)...)
+		}
+		return true
+	}
+	walk(c.val)
+	var list cueerrors.Error
+	for _, e := range all {
+		list = cueerrors.Append(list, e)
+	}
+	for _, e := range fromCUE(list) {
+		c.explain(e)
+		c.errs = append(c.errs, e)
+	}
+}
+
+var (
+	listLengthsRE = regexp.MustCompile(`^incompatible list lengths \(0 and ([0-9]+)\)$`)
+	mismatchRE    = regexp.MustCompile(`^conflicting values (.+) and (.+) \(mismatched types ([a-z]+) and ([a-z]+)\)$`)
+)
+
+// explain rewrites CUE's messages for the errors an operator makes most,
+// and positions errors that CUE places in the schema (a missing field)
+// at the nearest value the operator wrote.
+func (c *checker) explain(e *Error) {
+	if !e.Pos.IsValid() {
+		e.Pos = c.labelPos(e.sel)
+	}
+	user := c.user.LookupPath(cuePath(e.sel))
+	name := ""
+	if len(e.sel) > 0 {
+		name = e.sel[len(e.sel)-1]
+	}
+	switch {
+	case strings.HasPrefix(e.Msg, "incomplete value ") && !user.Exists():
+		e.Msg = fmt.Sprintf("field %s is missing (want %s)", name, strings.TrimPrefix(e.Msg, "incomplete value "))
+	case mismatchRE.MatchString(e.Msg) && user.Exists() && user.Err() == nil:
+		// The operator's value against the schema's type: say which is which.
+		m := mismatchRE.FindStringSubmatch(e.Msg)
+		kind := user.Kind().String()
+		switch kind {
+		case m[3]:
+			e.Msg = fmt.Sprintf("%s is %s; want %s", m[1], article(m[3]), article(m[4]))
+		case m[4]:
+			e.Msg = fmt.Sprintf("%s is %s; want %s", m[2], article(m[4]), article(m[3]))
+		}
+	case listLengthsRE.MatchString(e.Msg) && user.Exists():
+		n := listLengthsRE.FindStringSubmatch(e.Msg)[1]
+		e.Msg = "the list is empty; it needs at least " + n + " element"
+		if n != "1" {
+			e.Msg += "s"
+		}
+	case e.Msg == "field not allowed" && name != "":
+		e.Msg = "unknown field " + name
+		// The fields the schema allows here: the others are bottom.
+		var known []string
+		if it, err := c.val.LookupPath(cuePath(e.sel[:len(e.sel)-1])).Fields(cue.Optional(true)); err == nil {
+			for it.Next() {
+				if f := it.Selector().Unquoted(); f != name && it.Value().Err() == nil {
+					known = append(known, f)
+				}
+			}
+		}
+		if s := suggest(name, known); s != "" {
+			e.Hint = "did you mean " + s + "?"
+		}
+	}
+}
+
+func article(kind string) string {
+	switch kind {
+	case "int", "int64":
+		return "an integer"
+	case "bool":
+		return "a boolean"
+	case "float":
+		return "a fraction"
+	case "null":
+		return "null"
+	}
+	return "a " + kind
 }
 
 // userPos returns the first position that is in the operator's files.
