@@ -380,3 +380,30 @@ func readIgnore(fsys billy.Filesystem, name string, domain []string) ([]gitignor
 	}
 	return ps, nil
 }
+
+// LayoutID returns the id of the git tree of the layout directory at
+// commit. Two commits with the same layout files have the same LayoutID:
+// a plan reviewed on a pull request's head still applies after a merge
+// that changed nothing in the layout.
+func (r *Repo) LayoutID(commit string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, err := r.resolve(commit)
+	if err != nil {
+		return "", err
+	}
+	c, err := r.git.CommitObject(h)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", commit, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", commit, err)
+	}
+	if r.sub != "." {
+		if t, err = t.Tree(r.sub); err != nil {
+			return "", fmt.Errorf("layout directory %s does not exist at commit %s", r.sub, h)
+		}
+	}
+	return t.Hash.String(), nil
+}

@@ -24,6 +24,14 @@ type checker struct {
 	errs   Errors
 	broken map[string]bool // entries that did not decode: "hosts", "cyrus.3.6.1"
 
+	hostByNumber map[int]*Host       // the first host (by name) with each number
+	slotRefs     map[string][]string // where each slot is first named
+	portsOverlap bool                // the port bases clash: not again per slot
+	// brokenNumbers are the numbers of hosts that did not decode; 0:
+	// some host's number is unknown.
+	brokenNumbers map[int]bool
+	buildNames    []string // every build defined, valid or not
+
 	noSpreadLimit bool
 }
 
@@ -33,7 +41,6 @@ var (
 	dnsRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)
 	envRE      = regexp.MustCompile(`[^A-Z0-9_]`)
-	topLevel   = []string{"domain", "cyrus", "defaultCyrus", "hosts", "slots", "stores", "imapd", "replication", "secrets", "ports", "failover"}
 	selectorRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -111,16 +118,23 @@ func (c *checker) check() {
 	var raw rawLayout
 	c.broken = decode(c.val, len(c.errs) == 0, &raw)
 	l := c.layout
-	c.checkTopLevel()
 	l.Domain = raw.Domain
 	if raw.Domain != "" && !dnsRE.MatchString(raw.Domain) {
 		c.errorf([]string{"domain"}, "%q is not a DNS domain (lower-case labels of letters, digits and -)", raw.Domain)
 	}
 	l.Replication = Replication{Authname: raw.Replication.Authname, Password: raw.Replication.Password}
 	if l.Replication.Authname != "" && !nameRE.MatchString(l.Replication.Authname) {
-		c.errorf([]string{"replication", "authname"}, "%q is not a valid user name", l.Replication.Authname)
+		c.errorf([]string{"replication", "authname"}, "user name %q: use lower-case letters, digits, '.', '_' and '-'", l.Replication.Authname)
 	}
 	l.Ports = Ports{IMAP: raw.Ports.IMAP, Sync: raw.Ports.Sync}
+	if d := l.Ports.IMAP - l.Ports.Sync; l.Ports.IMAP != 0 && l.Ports.Sync != 0 && d > -100 && d < 100 {
+		p := []string{"ports", "imap"}
+		if !c.user.LookupPath(cuePath(p)).Exists() {
+			p[1] = "sync"
+		}
+		c.errorf(p, "port bases %d (imap) and %d (sync) overlap: a slot listens on base + partition (00-99), so they must be at least 100 apart", l.Ports.IMAP, l.Ports.Sync)
+		c.portsOverlap = true
+	}
 	l.Failover = Failover{MaxPerHost: raw.Failover.MaxPerHost}
 	c.checkSecrets(raw.Secrets)
 	c.checkBuilds(raw.Cyrus, raw.DefaultCyrus)
@@ -130,37 +144,20 @@ func (c *checker) check() {
 	l.Imapd = c.checkOptions([]string{"imapd"}, raw.Imapd, l.Builds[l.DefaultBuild], "")
 	for _, name := range l.StoreNames() {
 		st := l.Stores[name]
-		if st.Pinned && l.Builds[st.Build] != nil && l.Builds[st.Build].Version != l.Builds[l.DefaultBuild].Version {
+		b, def := l.Builds[st.Build], l.Builds[l.DefaultBuild]
+		if st.Pinned && b != nil && def != nil && b.Version != def.Version {
 			// Layout-wide options must also be known to a pinned
 			// build of another version.
-			c.checkOptions([]string{"imapd"}, raw.Imapd, l.Builds[st.Build], name)
+			c.checkOptions([]string{"imapd"}, raw.Imapd, b, name)
 		}
 	}
-	c.checkPorts()
+	c.checkClashes()
 	if !c.noSpreadLimit {
 		c.checkSpread()
 	}
 }
 
-func (c *checker) checkTopLevel() {
-	it, err := c.user.Fields()
-	if err != nil {
-		return
-	}
-	for it.Next() {
-		name := it.Selector().String()
-		if !slices.Contains(topLevel, name) {
-			e := c.labelErrorf([]string{name}, "unknown field %s", name)
-			if s := suggest(name, topLevel); s != "" {
-				e.Hint = "did you mean " + s + "?"
-			}
-		}
-	}
-}
-
-func (c *checker) checkSecrets(raw map[string]struct {
-	Env string `json:"env"`
-}) {
+func (c *checker) checkSecrets(raw map[string]rawSecret) {
 	l := c.layout
 	l.Secrets = map[string]*Secret{}
 	for _, name := range sortedKeys(raw) {
@@ -183,6 +180,7 @@ func (c *checker) checkSecrets(raw map[string]struct {
 func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 	l := c.layout
 	l.Builds = map[string]*Build{}
+	c.buildNames = sortedKeys(raw)
 	for _, name := range sortedKeys(raw) {
 		b := raw[name]
 		p := []string{"cyrus", name}
@@ -204,59 +202,74 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 			c.labelErrorf(p, "cannot tell the Cyrus version of build %q from its name", name).Hint = `set version: "3.6.1"`
 			ok = false
 		case catalogFor(version) == nil:
-			c.labelErrorf(p, "no imapd.conf option catalog for Cyrus %s (cyrplan knows %s)", version, strings.Join(catalogVersions(), ", "))
+			e := c.labelErrorf(p, "no imapd.conf option catalog for Cyrus %s (cyrplan knows %s)", version, strings.Join(catalogVersions(), ", "))
+			if known := catalogVersions(); len(known) > 0 {
+				e.Hint = fmt.Sprintf("to check its options as those of a known version, set version: %q", known[len(known)-1])
+			}
 			ok = false
 		}
 		if ok {
 			l.Builds[name] = &Build{Name: name, Prefix: path.Clean(b.Prefix), Version: version}
+		} else {
+			// Already reported: references to it are not errors too.
+			c.broken["cyrus."+name] = true
 		}
 	}
-	if def != "" && l.Builds[def] == nil && !c.broken["cyrus."+def] {
+	switch {
+	case def == "":
+	case l.Builds[def] != nil:
+		l.DefaultBuild = def
+	case !c.broken["cyrus."+def] && !c.broken["cyrus.*"]:
 		e := c.errorf([]string{"defaultCyrus"}, "build %q is not defined in cyrus", def)
 		e.Hint = hintFrom(def, sortedKeys(raw))
-	} else if def != "" {
-		l.DefaultBuild = def
 	}
 }
 
 func (c *checker) checkHosts(raw map[string]rawHost) {
 	l := c.layout
 	l.Hosts = map[string]*Host{}
-	byNumber := map[int]string{}
+	c.hostByNumber = map[int]*Host{}
+	c.brokenNumbers = map[int]bool{}
+	if it, err := c.val.LookupPath(cue.ParsePath("hosts")).Fields(); err == nil {
+		// Hosts that did not decode: their slots are not errors too.
+		for it.Next() {
+			if _, ok := raw[it.Selector().Unquoted()]; ok {
+				continue
+			}
+			if n, err := it.Value().LookupPath(cue.ParsePath("number")).Int64(); err == nil {
+				c.brokenNumbers[int(n)] = true
+			} else {
+				c.brokenNumbers[0] = true // any number
+			}
+		}
+	}
 	byAddr := map[netip.Addr]string{}
 	for _, name := range sortedKeys(raw) {
 		h := raw[name]
 		p := []string{"hosts", name}
 		if !nameRE.MatchString(name) {
+			// Keep checking the host: its slots are not errors too.
 			c.labelErrorf(p, "host name %q: use lower-case letters, digits, '.', '_' and '-' (it names a directory)", name)
-			continue
 		}
-		if other, ok := byNumber[h.Number]; ok {
-			c.errorf(append(p, "number"), "host number %d is also host %s's (%s)", h.Number, other, c.posString([]string{"hosts", other, "number"}))
+		host := &Host{Name: name, Number: h.Number, Address: h.Address, Interface: h.Interface, SSHUser: h.SSH.User, SSHPort: h.SSH.Port}
+		if other, ok := c.hostByNumber[h.Number]; ok {
+			c.errorf(append(p, "number"), "host number %d is also host %s's", h.Number, other.Name).Also = c.pos([]string{"hosts", other.Name, "number"})
 		} else {
-			byNumber[h.Number] = name
+			c.hostByNumber[h.Number] = host
 		}
 		addr, err := netip.ParseAddr(h.Address)
 		if err != nil {
 			c.errorf(append(p, "address"), "%q is not an IP address", h.Address)
 		} else if other, ok := byAddr[addr]; ok {
-			c.errorf(append(p, "address"), "address %s is also host %s's", h.Address, other)
+			c.errorf(append(p, "address"), "address %s is also host %s's", h.Address, other).Also = c.pos([]string{"hosts", other, "address"})
 		} else {
 			byAddr[addr] = name
 		}
 		if !nameRE.MatchString(h.Interface) {
 			c.errorf(append(p, "interface"), "%q is not a network interface name", h.Interface)
 		}
-		l.Hosts[name] = &Host{Name: name, Number: h.Number, Address: h.Address, Interface: h.Interface, SSHUser: h.SSH.User, SSHPort: h.SSH.Port}
+		l.Hosts[name] = host
 	}
-}
-
-func (c *checker) posString(p []string) string {
-	pos := c.pos(p)
-	if !pos.IsValid() {
-		return pathString(p)
-	}
-	return fmt.Sprintf("%s:%d:%d", relPath(cwd(), pos.Filename()), pos.Line(), pos.Column())
 }
 
 // slot returns the slot called name, creating it from its name on first
@@ -278,15 +291,10 @@ func (c *checker) slot(name string, p []string, label bool) *Slot {
 	}
 	hostNum, _ := strconv.Atoi(m[1])
 	part, _ := strconv.Atoi(m[2])
-	var host *Host
-	for _, h := range l.Hosts {
-		if h.Number == hostNum {
-			host = h
-		}
-	}
+	host := c.hostByNumber[hostNum]
 	if host == nil {
-		if c.broken["hosts"] {
-			return nil // the host may be the one that did not decode
+		if c.broken["hosts.*"] || c.brokenNumbers[hostNum] || c.brokenNumbers[0] {
+			return nil // the host may be one that did not decode
 		}
 		report(p, "slot %s is on host number %d, and no host has that number", name, hostNum)
 		return nil
@@ -302,6 +310,10 @@ func (c *checker) slot(name string, p []string, label bool) *Slot {
 		Role:      Spare,
 	}
 	l.Slots[name] = s
+	if c.slotRefs == nil {
+		c.slotRefs = map[string][]string{}
+	}
+	c.slotRefs[name] = p
 	return s
 }
 
@@ -336,20 +348,6 @@ func (c *checker) checkSlots(raw map[string]rawSlot) {
 			s.SyncPort = r.Ports.Sync
 		}
 	}
-	// Two slots on one host may not share a partition mount point.
-	for _, h := range l.HostNames() {
-		used := map[string]string{}
-		for _, name := range l.SlotsOn(h) {
-			s := l.Slots[name]
-			for _, mp := range []struct{ field, dir string }{{"meta", s.Meta}, {"data", s.Data}} {
-				if other, ok := used[mp.dir]; ok {
-					c.errorf([]string{"slots", name, mp.field}, "%s is also used by slot %s on host %s", mp.dir, other, h)
-				} else {
-					used[mp.dir] = name
-				}
-			}
-		}
-	}
 }
 
 func (c *checker) checkStores(raw map[string]rawStore) {
@@ -382,7 +380,7 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			if prev, dup := inStore[slotName]; dup {
 				switch {
 				case prev[1] != name:
-					c.errorf(fp, "slot %s is already in store %s (%s)", slotName, prev[1], c.posString(prev))
+					c.errorf(fp, "slot %s is already in store %s", slotName, prev[1]).Also = c.pos(prev)
 				case role == Replica && len(prev) == 3:
 					c.errorf(fp, "slot %s is the master of store %s and cannot also be its replica", slotName, name)
 				default:
@@ -407,9 +405,9 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			st.Build = l.DefaultBuild
 		} else if l.Builds[st.Build] == nil {
 			ok = false
-			if !c.broken["cyrus."+st.Build] {
+			if !c.broken["cyrus."+st.Build] && !c.broken["cyrus.*"] {
 				e := c.errorf(append(p, "cyrus"), "build %q is not defined in cyrus", st.Build)
-				e.Hint = hintFrom(st.Build, sortedKeys(l.Builds))
+				e.Hint = hintFrom(st.Build, c.buildNames)
 			}
 		}
 		for _, f := range []struct{ field, val string }{{"master", r.IP.Master}, {"replica", r.IP.Replica}} {
@@ -423,7 +421,7 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 				continue
 			}
 			if prev, dup := floating[a]; dup {
-				c.errorf(fp, "floating address %s is also %s (%s)", f.val, pathString(prev), c.posString(prev))
+				c.errorf(fp, "floating address %s is also %s", f.val, pathString(prev)).Also = c.pos(prev)
 				continue
 			}
 			floating[a] = fp
@@ -452,25 +450,77 @@ func checkAbsPath(p string) string {
 	return ""
 }
 
-func (c *checker) checkPorts() {
+// checkClashes checks that no two slots on one host share a partition
+// mount point or a listen port (the imap and sync ports of one slot
+// included). It runs once every slot is known, declared or named by a
+// store.
+func (c *checker) checkClashes() {
 	l := c.layout
-	for _, h := range l.HostNames() {
-		used := map[int]string{}
-		for _, name := range l.SlotsOn(h) {
-			s := l.Slots[name]
-			for _, pp := range []struct {
-				field string
-				port  int
-			}{{"imap", s.IMAPPort}, {"sync", s.SyncPort}} {
-				key := fmt.Sprintf("%s port %d", pp.field, pp.port)
-				if other, dup := used[pp.port]; dup {
-					c.errorf([]string{"slots", name, "ports", pp.field}, "listen address %s:%d of slot %s is also %s", l.Hosts[h].Address, pp.port, name, other)
-				} else {
-					used[pp.port] = "slot " + name + "'s " + key
-				}
+	dirs := map[string]map[string]slotField{} // host -> mount point -> user
+	ports := map[string]map[int]slotField{}   // host -> port -> user
+	for _, name := range l.SlotNames() {
+		s := l.Slots[name]
+		h := s.Host
+		if dirs[h] == nil {
+			dirs[h], ports[h] = map[string]slotField{}, map[int]slotField{}
+		}
+		for _, f := range []slotField{{name, "meta", s.Meta, 0}, {name, "data", s.Data, 0}} {
+			if other, dup := dirs[h][f.dir]; dup {
+				c.clash(f, other, func(other slotField) string {
+					return fmt.Sprintf("%s is also the %s mount point of slot %s on host %s", f.dir, other.field, other.slot, h)
+				})
+			} else {
+				dirs[h][f.dir] = f
+			}
+		}
+		for _, f := range []slotField{{name, "imap", "", s.IMAPPort}, {name, "sync", "", s.SyncPort}} {
+			if other, dup := ports[h][f.port]; dup {
+				c.clash(f, other, func(other slotField) string {
+					return fmt.Sprintf("listen address %s:%d is also the %s port of slot %s", l.Hosts[h].Address, f.port, other.field, other.slot)
+				})
+			} else {
+				ports[h][f.port] = f
 			}
 		}
 	}
+}
+
+// slotField is a slot's mount point (meta, data) or port (imap, sync).
+type slotField struct {
+	slot, field string
+	dir         string
+	port        int
+}
+
+// path is where the operator sets the field: slots.slot301.ports.imap.
+func (f slotField) path() []string {
+	if f.port != 0 {
+		return []string{"slots", f.slot, "ports", f.field}
+	}
+	return []string{"slots", f.slot, f.field}
+}
+
+// clash reports that a's value is also b's, at the one of the two that
+// the operator wrote (the other is a default derived from a slot name);
+// msg describes the other one.
+func (c *checker) clash(a, b slotField, msg func(other slotField) string) {
+	set := func(f slotField) bool { return c.user.LookupPath(cuePath(f.path())).Exists() }
+	if !set(a) && set(b) {
+		a, b = b, a
+	}
+	if !set(a) && a.port != 0 && c.portsOverlap {
+		return // both derived from the port bases: reported there
+	}
+	e := &Error{Path: pathString(a.path()), Msg: msg(b)}
+	if set(a) {
+		e.Pos = c.pos(a.path())
+	} else {
+		e.Pos = c.pos(c.slotRefs[a.slot]) // where the slot is named
+	}
+	if set(b) {
+		e.Also = c.pos(b.path())
+	}
+	c.errs = append(c.errs, e)
 }
 
 func hintFrom(s string, candidates []string) string {

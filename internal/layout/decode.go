@@ -18,13 +18,15 @@ type rawLayout struct {
 		Authname string `json:"authname"`
 		Password string `json:"password"`
 	} `json:"replication"`
-	Secrets map[string]struct {
-		Env string `json:"env"`
-	} `json:"secrets"`
-	Ports    rawPorts `json:"ports"`
+	Secrets  map[string]rawSecret `json:"secrets"`
+	Ports    rawPorts             `json:"ports"`
 	Failover struct {
 		MaxPerHost int `json:"maxPerHost"`
 	} `json:"failover"`
+}
+
+type rawSecret struct {
+	Env string `json:"env"`
 }
 
 type rawBuild struct {
@@ -85,21 +87,25 @@ func decode(v cue.Value, valid bool, raw *rawLayout) (broken map[string]bool) {
 	field("ports", &raw.Ports)
 	field("failover", &raw.Failover)
 	field("imapd", &raw.Imapd)
-	field("secrets", &raw.Secrets)
 	raw.Cyrus = decodeEach[rawBuild](v, "cyrus", broken)
 	raw.Hosts = decodeEach[rawHost](v, "hosts", broken)
 	raw.Slots = decodeEach[rawSlot](v, "slots", broken)
 	raw.Stores = decodeEach[rawStore](v, "stores", broken)
+	raw.Secrets = decodeEach[rawSecret](v, "secrets", broken)
 	return broken
 }
 
 // decodeEach decodes the entries of a section; the ones that fail are
-// recorded in broken as "section.name" (and "section" itself), so that
-// references to them do not raise a second, misleading error.
+// recorded in broken as "section.name" (and "section" itself; a section
+// that is not a struct as "section.*"), so that references to them do
+// not raise a second, misleading error.
 func decodeEach[T any](v cue.Value, section string, broken map[string]bool) map[string]T {
 	out := map[string]T{}
 	it, err := v.LookupPath(cue.MakePath(cue.Str(section))).Fields()
 	if err != nil {
+		// Not a struct: the schema has said so.
+		broken[section] = true
+		broken[section+".*"] = true
 		return out
 	}
 	for it.Next() {

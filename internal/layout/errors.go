@@ -15,7 +15,10 @@ type Error struct {
 	Pos  token.Pos // of the offending value; may be token.NoPos
 	Path string    // the field, e.g. stores.store23.replicas[0]
 	Msg  string
-	Hint string // the next step, if there is an obvious one
+	Also token.Pos // the other value of a clash (a duplicate's first use); may be token.NoPos
+	Hint string    // the next step, if there is an obvious one
+
+	sel []string // Path as labels, for schema errors
 }
 
 // Error formats the error without shortening the file name.
@@ -28,19 +31,26 @@ func (e *Error) Format(dir string) string { return e.format(dir) }
 func (e *Error) format(dir string) string {
 	var b strings.Builder
 	if e.Pos.IsValid() {
-		fmt.Fprintf(&b, "%s:%d:%d: ", relPath(dir, e.Pos.Filename()), e.Pos.Line(), e.Pos.Column())
+		fmt.Fprintf(&b, "%s: ", posString(dir, e.Pos))
 	}
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
+	if e.Also.IsValid() {
+		fmt.Fprintf(&b, " (%s)", posString(dir, e.Also))
+	}
 	if e.Hint != "" {
 		b.WriteString(" (")
 		b.WriteString(e.Hint)
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+func posString(dir string, pos token.Pos) string {
+	return fmt.Sprintf("%s:%d:%d", relPath(dir, pos.Filename()), pos.Line(), pos.Column())
 }
 
 func relPath(dir, file string) string {

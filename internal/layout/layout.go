@@ -126,7 +126,7 @@ func (l *Layout) HostNames() []string {
 // SlotNames returns every slot name, sorted by host number, then partition.
 func (l *Layout) SlotNames() []string {
 	names := sortedKeys(l.Slots)
-	sort.Slice(names, func(i, j int) bool {
+	sort.SliceStable(names, func(i, j int) bool {
 		a, b := l.Slots[names[i]], l.Slots[names[j]]
 		ha, hb := l.Hosts[a.Host].Number, l.Hosts[b.Host].Number
 		if ha != hb {
@@ -147,11 +147,13 @@ func (l *Layout) StoreNames() []string {
 // SlotsOn returns the names of the slots on host, in partition order.
 func (l *Layout) SlotsOn(host string) []string {
 	var names []string
-	for _, n := range l.SlotNames() {
-		if l.Slots[n].Host == host {
+	for n, s := range l.Slots {
+		if s.Host == host {
 			names = append(names, n)
 		}
 	}
+	sort.Strings(names)
+	sort.SliceStable(names, func(i, j int) bool { return l.Slots[names[i]].Partition < l.Slots[names[j]].Partition })
 	return names
 }
 

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,6 +107,10 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 			}
 			if s := suggest(key, sortedKeys(catalog)); s != "" {
 				e.Hint = "did you mean " + s + "?"
+				if _, ok := owned(s); ok {
+					// Do not send the operator to an error.
+					e.Hint += " cyrplan sets " + s + " itself; remove this option"
+				}
 			}
 			continue
 		}
@@ -171,8 +174,18 @@ func optionValue(v any) (string, string) {
 		if v == float64(int64(v)) {
 			return strconv.FormatInt(int64(v), 10), ""
 		}
+		return "", fmt.Sprintf("%v is not an integer: an imapd.conf value is a string, an integer or a boolean", v)
 	}
-	return "", fmt.Sprintf("value %v: an option is a string, an integer or a boolean", v)
+	kind := fmt.Sprintf("a %T", v)
+	switch v.(type) {
+	case nil:
+		kind = "null"
+	case []any:
+		kind = "a list"
+	case map[string]any:
+		kind = "a struct"
+	}
+	return "", "an imapd.conf value is a string, an integer or a boolean, not " + kind
 }
 
 // suggest returns the candidate closest to s if it is close enough to
@@ -208,10 +221,4 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// cwd is the directory error positions are made relative to.
-func cwd() string {
-	d, _ := os.Getwd()
-	return d
 }
