@@ -559,3 +559,30 @@ func BenchmarkDirty(b *testing.B) {
 		}
 	}
 }
+
+func TestLayoutID(t *testing.T) {
+	dir, g := initRepo(t)
+	write(t, dir, map[string]string{"layout/a.cue": "package layout\n", "README": "one\n"})
+	c1 := commit(t, g, "one")
+	write(t, dir, map[string]string{"README": "two\n"})
+	c2 := commit(t, g, "two: outside the layout")
+	write(t, dir, map[string]string{"layout/a.cue": "package layout\na: 1\n"})
+	c3 := commit(t, g, "three: the layout")
+	r := open(t, filepath.Join(dir, "layout"))
+	id := func(c plumbing.Hash) string {
+		t.Helper()
+		s, err := r.LayoutID(c.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if id(c1) != id(c2) {
+		t.Error("a commit outside the layout changed its LayoutID")
+	}
+	if id(c2) == id(c3) {
+		t.Error("a commit inside the layout kept its LayoutID")
+	}
+	_, err := r.LayoutID("nope")
+	wantErr(t, err, `unknown revision "nope"`)
+}
