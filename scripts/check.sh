@@ -18,5 +18,8 @@ go vet ./...
 echo "== go mod tidy"
 go mod tidy -diff
 
+echo "== actionlint"
+go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.7 .github/workflows/*.yml
+
 echo "== go test"
 go test -count=1 ./...

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
@@ -232,7 +231,7 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 		a.logf("%s: %s %s", hp.Host, symbol(fc.Action), fc.Path)
 	}
 	for _, r := range hp.Roles {
-		if err := Role(work, h, r.Slot, r.Role); err != nil {
+		if err := state.WriteRole(work, h, r.Slot, r.Role); err != nil {
 			return err
 		}
 		a.changed(hp.Host)
@@ -454,11 +453,3 @@ func parent(p string) string {
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
-
-// Role writes slot's current role on its host, as failover and apply do.
-func Role(ctx context.Context, h transport.Host, slot string, role layout.Role) error {
-	if err := h.MkdirAll(ctx, state.RolesDir, 0o755, transport.Owner{}); err != nil {
-		return err
-	}
-	return h.WriteFile(ctx, state.RolesDir+"/"+slot, []byte(string(role)+"\n"), 0o644, transport.Owner{})
-}

@@ -47,9 +47,12 @@ const (
 
 // Plan is a complete plan. Every field is part of the JSON format.
 type Plan struct {
-	Format   int      `json:"format"`
-	Commit   string   `json:"commit,omitempty"` // layout commit; "" outside git
-	Dirty    bool     `json:"dirty,omitempty"`  // the layout had uncommitted changes
+	Format int    `json:"format"`
+	Commit string `json:"commit,omitempty"` // layout commit; "" outside git
+	// LayoutID is the git tree of the layout directory at Commit: a
+	// merge that leaves the layout's files alone keeps it.
+	LayoutID string   `json:"layoutId,omitempty"`
+	Dirty    bool     `json:"dirty,omitempty"` // the layout had uncommitted changes
 	Targets  []string `json:"targets,omitempty"`
 	Excludes []string `json:"excludes,omitempty"`
 	Hosts    []*Host  `json:"hosts"`
@@ -161,13 +164,20 @@ type Input struct {
 	Errors   map[string]error       // why a host could not be read
 	Scope    *Scope
 	Commit   string
+	LayoutID string
 	Dirty    bool
+	// Labels name the two sides in diffs; default "on the host" and
+	// "rendered".
+	Labels [2]string
 }
 
 // Build computes the plan.
 func Build(in Input) *Plan {
-	p := &Plan{Format: Format, Commit: in.Commit, Dirty: in.Dirty, Targets: in.Scope.Targets, Excludes: in.Scope.Excludes}
+	p := &Plan{Format: Format, Commit: in.Commit, LayoutID: in.LayoutID, Dirty: in.Dirty, Targets: in.Scope.Targets, Excludes: in.Scope.Excludes}
 	l := in.Layout
+	if in.Labels == [2]string{} {
+		in.Labels = [2]string{"on the host", "rendered"}
+	}
 	var stops []*ServiceAction
 	slotActions := map[string]*ServiceAction{}
 	for _, hn := range in.Tree.HostNames() {
@@ -200,8 +210,11 @@ func Build(in Input) *Plan {
 			}
 			hp.Slots[f.Slot] = currentRole(l, obs, f.Slot)
 			of := obs.Files[f.Path]
+			if of == nil {
+				of = &state.File{}
+			}
 			hp.Observed[f.Path] = of.SHA256
-			fc := fileChange(obs, f, of)
+			fc := fileChange(obs, f, of, in.Labels)
 			if fc == nil {
 				continue
 			}
@@ -234,6 +247,9 @@ func Build(in Input) *Plan {
 					continue
 				}
 				of := obs.Files[path]
+				if of == nil {
+					of = &state.File{}
+				}
 				hp.Observed[path] = of.SHA256
 				if l.Slots[mf.Slot] == nil || l.Slots[mf.Slot].Host != hn {
 					removedSlots[mf.Slot] = true
@@ -257,7 +273,7 @@ func Build(in Input) *Plan {
 		for _, sn := range sortedKeys(hp.Slots) {
 			s := l.Slots[sn]
 			isNew := obs.Manifest == nil || !slices.Contains(obs.Manifest.Slots, sn)
-			if isNew && !obs.Files[render.PathsOf(s).InitScript].Exists {
+			if init := obs.Files[render.PathsOf(s).InitScript]; isNew && (init == nil || !init.Exists) {
 				if _, ok := obs.Roles[sn]; !ok {
 					hp.Roles = append(hp.Roles, &RoleWrite{Slot: sn, Role: hp.Slots[sn]})
 				}
@@ -279,7 +295,7 @@ func Build(in Input) *Plan {
 	return p
 }
 
-func fileChange(obs *state.Host, f *render.File, of *state.File) *FileChange {
+func fileChange(obs *state.Host, f *render.File, of *state.File, labels [2]string) *FileChange {
 	after := state.Hash(f.Content)
 	fc := &FileChange{Path: f.Path, Slot: f.Slot, Kind: f.Kind, Mode: f.Mode, Owner: f.Owner, Group: f.Group, After: after}
 	var mf *state.ManifestFile
@@ -299,7 +315,7 @@ func fileChange(obs *state.Host, f *render.File, of *state.File) *FileChange {
 		fc.Before = of.SHA256
 		fc.Drift = mf != nil && mf.SHA256 != of.SHA256
 		if of.SHA256 != after {
-			fc.Diff = string(diff.Diff(obs.Name+":"+f.Path+" (on the host)", of.Content, obs.Name+":"+f.Path+" (rendered)", f.Content))
+			fc.Diff = string(diff.Diff(obs.Name+":"+f.Path+" ("+labels[0]+")", of.Content, obs.Name+":"+f.Path+" ("+labels[1]+")", f.Content))
 			if f.Kind == render.IMAPDConf {
 				fc.Options = optionChanges(of.Content, f.Content)
 			}

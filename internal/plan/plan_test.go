@@ -23,20 +23,8 @@ func example(t *testing.T) *layout.Layout {
 func applied(tree *render.Tree) map[string]*state.Host {
 	out := map[string]*state.Host{}
 	for _, hn := range tree.HostNames() {
-		h := &state.Host{Name: hn, Files: map[string]*state.File{}, Dirs: map[string]*state.Dir{}, Roles: map[string]layout.Role{}, Builds: map[string]state.Build{}}
-		m := &state.Manifest{Format: state.ManifestFormat, ApplyID: "a1", Files: map[string]state.ManifestFile{}}
-		slots := map[string]bool{}
-		for _, f := range tree.Hosts[hn].Files {
-			h.Files[f.Path] = &state.File{Exists: true, Mode: f.Mode, Content: f.Content, SHA256: state.Hash(f.Content)}
-			m.Files[f.Path] = state.ManifestFile{SHA256: state.Hash(f.Content), Slot: f.Slot, Kind: string(f.Kind)}
-			slots[f.Slot] = true
-		}
-		for _, d := range tree.Hosts[hn].Dirs {
-			h.Dirs[d.Path] = &state.Dir{Exists: true, Mode: d.Mode}
-		}
-		m.Slots = sortedKeys(slots)
-		h.Manifest = m
-		out[hn] = h
+		out[hn] = state.FromTree(tree, hn)
+		out[hn].Manifest.ApplyID = "a1"
 	}
 	return out
 }

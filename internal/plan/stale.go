@@ -7,11 +7,12 @@ import (
 
 // Stale compares a saved plan with a fresh plan of the same scope and
 // says why the saved one may no longer be applied: another layout
-// commit, a file on a host that changed since, or a rendered file that
+// commit (unless only files outside the layout differ), a file on a host that changed since, or a rendered file that
 // the layout now renders differently. Empty means it is still good.
 func Stale(saved, fresh *Plan) []string {
 	var why []string
-	if saved.Commit != fresh.Commit {
+	sameLayout := saved.LayoutID != "" && saved.LayoutID == fresh.LayoutID && !saved.Dirty && !fresh.Dirty
+	if saved.Commit != fresh.Commit && !sameLayout {
 		why = append(why, fmt.Sprintf("the plan was made from layout commit %s; the layout is now at %s", orNone(saved.Commit), orNone(fresh.Commit)))
 	}
 	freshHosts := map[string]*Host{}

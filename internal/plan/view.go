@@ -142,10 +142,7 @@ func writeFile(w io.Writer, f *FileChange) {
 		}
 	}
 	if f.Diff != "" {
-		for _, dl := range strings.Split(strings.TrimRight(f.Diff, "\n"), "\n") {
-			if strings.HasPrefix(dl, "diff ") {
-				continue
-			}
+		for _, dl := range strings.Split(strings.TrimRight(dropDiffLine(f.Diff), "\n"), "\n") {
 			fmt.Fprintf(w, "        %s\n", dl)
 		}
 	}

@@ -155,19 +155,13 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	}
 	for s := range slots {
 		jobs = append(jobs, func() error {
-			data, err := h.ReadFile(ctx, RolesDir+"/"+s)
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if r := layout.Role(strings.TrimSpace(string(data))); r == layout.Master || r == layout.Replica {
+			r, ok, err := ReadRole(ctx, h, s)
+			if ok {
 				mu.Lock()
 				o.Roles[s] = r
 				mu.Unlock()
 			}
-			return nil
+			return err
 		})
 	}
 	if err := runParallel(jobs, 16); err != nil {
@@ -277,4 +271,56 @@ func runParallel(jobs []func() error, n int) error {
 		}
 	}
 	return nil
+}
+
+// FromTree returns what host holds after a clean apply of t: every file
+// and directory as rendered, and a manifest that lists them. Comparing a
+// rendered tree with FromTree of another is how two layouts are diffed.
+func FromTree(t *render.Tree, host string) *Host {
+	h := &Host{Name: host, Files: map[string]*File{}, Dirs: map[string]*Dir{}, Roles: map[string]layout.Role{}, Builds: map[string]Build{}}
+	m := &Manifest{Format: ManifestFormat, Files: map[string]ManifestFile{}}
+	want := t.Hosts[host]
+	if want == nil {
+		return h
+	}
+	slots := map[string]bool{}
+	for _, f := range want.Files {
+		sum := Hash(f.Content)
+		h.Files[f.Path] = &File{Exists: true, Mode: f.Mode, Content: f.Content, SHA256: sum}
+		m.Files[f.Path] = ManifestFile{SHA256: sum, Slot: f.Slot, Kind: string(f.Kind)}
+		slots[f.Slot] = true
+	}
+	for _, d := range want.Dirs {
+		h.Dirs[d.Path] = &Dir{Exists: true, Mode: d.Mode}
+	}
+	for s := range slots {
+		m.Slots = append(m.Slots, s)
+	}
+	sort.Strings(m.Slots)
+	h.Manifest = m
+	return h
+}
+
+// ReadRole returns the role h records for slot, and whether it records one.
+func ReadRole(ctx context.Context, h transport.Host, slot string) (layout.Role, bool, error) {
+	data, err := h.ReadFile(ctx, RolesDir+"/"+slot)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	r := layout.Role(strings.TrimSpace(string(data)))
+	if r != layout.Master && r != layout.Replica {
+		return "", false, fmt.Errorf("%s:%s/%s: unknown role %q", h.Name(), RolesDir, slot, r)
+	}
+	return r, true, nil
+}
+
+// WriteRole records slot's current role on h.
+func WriteRole(ctx context.Context, h transport.Host, slot string, role layout.Role) error {
+	if err := h.MkdirAll(ctx, RolesDir, 0o755, transport.Owner{}); err != nil {
+		return err
+	}
+	return h.WriteFile(ctx, RolesDir+"/"+slot, []byte(string(role)+"\n"), 0o644, transport.Owner{})
 }
