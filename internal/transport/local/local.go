@@ -1,0 +1,289 @@
+// Package local implements transport.Host over a directory on this
+// machine: host NAME is the directory ROOT/NAME, and the absolute host
+// path /etc/x is the file ROOT/NAME/etc/x. It serves tests and dry runs
+// against a tree of hosts; it runs no commands and changes no owners.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// tmpPrefix starts the name of every temporary file WriteFile creates.
+const tmpPrefix = ".cyrplan-tmp-"
+
+// Host is one host's directory. It is safe for concurrent use.
+//
+// Every operation opens the directory as an os.Root, so no path can
+// reach outside it, neither with ".." nor through a symbolic link
+// (absolute symbolic links are refused altogether).
+type Host struct {
+	name  string
+	dir   string // ROOT/NAME
+	where string // name and dir, the prefix of every error
+}
+
+var _ transport.Host = (*Host)(nil)
+
+// New returns the host name kept in the directory root/name. The
+// directory need not exist: reads then find nothing, and writes create
+// it, as the "/" of a real host always exists.
+func New(root, name string) *Host {
+	dir := filepath.Join(root, name)
+	return &Host{name: name, dir: dir, where: name + " (" + dir + ")"}
+}
+
+// Name returns the host's name.
+func (h *Host) Name() string { return h.name }
+
+// ReadFile returns the content of the file at the host path p.
+func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	r, rel, err := h.open(ctx, p, false)
+	if err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	defer r.Close()
+	data, err := r.ReadFile(rel)
+	if err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	return data, nil
+}
+
+// Stat describes the host path p, following symbolic links.
+func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
+	r, rel, err := h.open(ctx, p, false)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("stat", p, err)
+	}
+	defer r.Close()
+	fi, err := r.Stat(rel)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("stat", p, err)
+	}
+	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
+}
+
+// WriteFile replaces the file at p atomically: it writes a temporary
+// file next to it, syncs it, sets its mode, renames it over p and syncs
+// the directory. The owner is ignored: the local transport keeps the
+// files of many hosts under one user and does not chown.
+func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, _ transport.Owner) error {
+	r, rel, err := h.open(ctx, p, true)
+	if err != nil {
+		return h.fail("write", p, err)
+	}
+	defer r.Close()
+	tmp := path.Join(path.Dir(rel), tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	if err := create(r, tmp, data, mode); err != nil {
+		return h.fail("write", p, err)
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		r.Remove(tmp)
+		return h.fail("write", p, err)
+	}
+	if err := syncDir(r, path.Dir(rel)); err != nil {
+		return h.fail("write", p, err)
+	}
+	return nil
+}
+
+// CreateExclusive creates the file p with data, failing with an error
+// that satisfies fs.ErrExist if p exists.
+func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
+	r, rel, err := h.open(ctx, p, true)
+	if err != nil {
+		return h.fail("create", p, err)
+	}
+	defer r.Close()
+	if err := create(r, rel, data, mode); err != nil {
+		return h.fail("create", p, err)
+	}
+	if err := syncDir(r, path.Dir(rel)); err != nil {
+		return h.fail("create", p, err)
+	}
+	return nil
+}
+
+// MkdirAll creates the directory p and its missing parents (mode 0755)
+// and sets the mode of p. The owner is ignored, as in WriteFile.
+func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, _ transport.Owner) error {
+	r, rel, err := h.open(ctx, p, true)
+	if err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	defer r.Close()
+	// Find the missing directories, innermost first, then create them
+	// outermost first. Modes are set explicitly so that the umask does
+	// not matter.
+	var missing []string
+	for d := rel; d != "."; d = path.Dir(d) {
+		fi, err := r.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return h.fail("mkdir", p, fmt.Errorf("%s is not a directory", "/"+d))
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return h.fail("mkdir", p, err)
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		err := r.Mkdir(missing[i], 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			continue // made concurrently; checked by Chmod below
+		}
+		if err == nil {
+			err = r.Chmod(missing[i], 0o755)
+		}
+		if err != nil {
+			return h.fail("mkdir", p, err)
+		}
+	}
+	if err := r.Chmod(rel, mode); err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	return nil
+}
+
+// Remove deletes the file or empty directory p; a missing p is no error.
+func (h *Host) Remove(ctx context.Context, p string) error {
+	r, rel, err := h.open(ctx, p, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no host directory, so no p either
+	}
+	if err != nil {
+		return h.fail("remove", p, err)
+	}
+	defer r.Close()
+	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return h.fail("remove", p, err)
+	}
+	return nil
+}
+
+// Rename moves oldpath to newpath, replacing newpath atomically.
+func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
+	r, oldrel, err := h.open(ctx, oldpath, false)
+	if err != nil {
+		return h.fail("rename", oldpath, err)
+	}
+	defer r.Close()
+	newrel, err := rel(newpath)
+	if err != nil {
+		return h.fail("rename", newpath, err)
+	}
+	if err := r.Rename(oldrel, newrel); err != nil {
+		return fmt.Errorf("%s: rename %s to %s: %w", h.where, oldpath, newpath, unwrapPath(err))
+	}
+	return nil
+}
+
+// Run returns transport.ErrNoExec: a directory cannot run commands.
+func (h *Host) Run(context.Context, string, io.Reader, io.Writer, io.Writer) error {
+	return transport.ErrNoExec
+}
+
+// Close does nothing; each operation opens and closes what it needs.
+func (h *Host) Close() error { return nil }
+
+// open checks ctx, opens the host directory as a root and returns the
+// root and p relative to it. With mkdir the host directory is created
+// if missing.
+func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	rel, err := rel(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if mkdir {
+		if err := os.MkdirAll(h.dir, 0o755); err != nil {
+			return nil, "", err
+		}
+	}
+	r, err := os.OpenRoot(h.dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, rel, nil
+}
+
+// rel turns the absolute host path p into a path relative to the host
+// directory. It does not clean p: os.Root refuses a ".." that leaves the
+// directory, where cleaning would silently drop it.
+func rel(p string) (string, error) {
+	if !path.IsAbs(p) {
+		return "", errors.New("not an absolute path")
+	}
+	if r := strings.TrimLeft(p, "/"); r != "" {
+		return r, nil
+	}
+	return ".", nil
+}
+
+// create makes the new file name in r with mode and data, synced to
+// disk, or removes it again and returns an error.
+func create(r *os.Root, name string, data []byte, mode fs.FileMode) (err error) {
+	f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			r.Remove(name)
+		}
+	}()
+	// The mode is set before the data arrives, so that a file meant
+	// to be private is never readable by others.
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes a rename or create in dir durable.
+func syncDir(r *os.Root, dir string) error {
+	d, err := r.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// fail wraps err from operation op on the host path p, keeping what
+// errors.Is needs (fs.ErrNotExist, fs.ErrExist) and naming the host.
+func (h *Host) fail(op, p string, err error) error {
+	return fmt.Errorf("%s: %s %s: %w", h.where, op, p, unwrapPath(err))
+}
+
+// unwrapPath drops the *fs.PathError around err: its path is relative to
+// the host directory, and the caller names the host path instead.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

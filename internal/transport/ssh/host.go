@@ -1,0 +1,287 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"strconv"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// tmpPrefix starts the name of every temporary file WriteFile creates.
+const tmpPrefix = ".cyrplan-tmp-"
+
+var _ transport.Host = (*Host)(nil)
+
+// Name returns the host's name in the layout.
+func (h *Host) Name() string { return h.cfg.Name }
+
+// ReadFile returns the content of the file p.
+func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	if err := check(ctx, p); err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	f, err := h.sftp.Open(p)
+	if err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := f.WriteTo(&buf); err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Stat describes p, following symbolic links.
+func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
+	if err := check(ctx, p); err != nil {
+		return transport.FileInfo{}, h.fail("stat", p, err)
+	}
+	fi, err := h.sftp.Stat(p)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("stat", p, err)
+	}
+	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
+}
+
+// WriteFile replaces p atomically. It creates a temporary file next to
+// p (O_EXCL), sets its owner and mode, writes and syncs it (if the
+// server offers fsync@openssh.com, as OpenSSH does), and renames it over
+// p with posix-rename@openssh.com. The owner's names are looked up in
+// the host's /etc/passwd and /etc/group.
+func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, owner transport.Owner) error {
+	if err := check(ctx, p); err != nil {
+		return h.fail("write", p, err)
+	}
+	uid, gid, err := h.lookupOwner(owner)
+	if err != nil {
+		return h.fail("write", p, err)
+	}
+	tmp := path.Join(path.Dir(p), tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	if err := h.create(tmp, data, mode, uid, gid); err != nil {
+		return h.fail("write", p, err)
+	}
+	if err := h.rename(tmp, p); err != nil {
+		h.sftp.Remove(tmp)
+		return h.fail("write", p, err)
+	}
+	return nil
+}
+
+// CreateExclusive creates p with data only if p does not exist yet.
+func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
+	if err := check(ctx, p); err != nil {
+		return h.fail("create", p, err)
+	}
+	if err := h.create(p, data, mode, -1, -1); err != nil {
+		return h.fail("create", p, err)
+	}
+	return nil
+}
+
+// create makes the new file p with owner uid:gid (-1 keeps one), mode
+// and data, or removes it again and returns an error. If p exists, the
+// error satisfies fs.ErrExist.
+func (h *Host) create(p string, data []byte, mode fs.FileMode, uid, gid int) (err error) {
+	f, err := h.sftp.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		// SFTP v3 has no status for "exists" (OpenSSH says "Failure").
+		if _, serr := h.sftp.Lstat(p); serr == nil {
+			return fs.ErrExist
+		}
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			h.sftp.Remove(p)
+		}
+	}()
+	// Owner first, as chown clears set-id bits; the mode before the
+	// data, so that a private file is never readable by others.
+	if err := h.chown(p, uid, gid); err != nil {
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if _, ok := h.sftp.HasExtension("fsync@openssh.com"); ok {
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// MkdirAll creates p and its missing parents (mode 0755), then sets the
+// owner and mode of p.
+func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, owner transport.Owner) error {
+	if err := check(ctx, p); err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	uid, gid, err := h.lookupOwner(owner)
+	if err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	// Find the missing directories, innermost first, then create them
+	// outermost first. Modes are set explicitly so that the umask on
+	// the host does not matter.
+	var missing []string
+	for d := path.Clean(p); d != "/"; d = path.Dir(d) {
+		fi, err := h.sftp.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return h.fail("mkdir", p, fmt.Errorf("%s is not a directory", d))
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return h.fail("mkdir", p, err)
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := h.sftp.Mkdir(missing[i]); err != nil {
+			if fi, serr := h.sftp.Stat(missing[i]); serr == nil && fi.IsDir() {
+				continue // made concurrently by another caller
+			}
+			return h.fail("mkdir", p, err)
+		}
+		if err := h.sftp.Chmod(missing[i], 0o755); err != nil {
+			return h.fail("mkdir", p, err)
+		}
+	}
+	if err := h.chown(p, uid, gid); err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	if err := h.sftp.Chmod(p, mode); err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	return nil
+}
+
+// Remove deletes the file or empty directory p; a missing p is no error.
+func (h *Host) Remove(ctx context.Context, p string) error {
+	if err := check(ctx, p); err != nil {
+		return h.fail("remove", p, err)
+	}
+	if err := h.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return h.fail("remove", p, err)
+	}
+	return nil
+}
+
+// Rename moves oldpath to newpath, replacing newpath atomically.
+func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
+	err := check(ctx, oldpath)
+	if err == nil {
+		err = check(ctx, newpath)
+	}
+	if err == nil {
+		err = h.rename(oldpath, newpath)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: rename %s to %s: %w", h.where, oldpath, newpath, unwrapPath(err))
+	}
+	return nil
+}
+
+// rename uses posix-rename@openssh.com, which replaces newpath. Servers
+// without it get a plain SFTP rename, which fails if newpath exists.
+func (h *Host) rename(oldpath, newpath string) error {
+	if _, ok := h.sftp.HasExtension("posix-rename@openssh.com"); ok {
+		return h.sftp.PosixRename(oldpath, newpath)
+	}
+	return h.sftp.Rename(oldpath, newpath)
+}
+
+// Run runs cmd in a new session, through the login shell of the user
+// (sh -c on the hosts cyrplan manages). It gives up after the
+// CommandTimeout of the Config or when ctx ends, whichever is first: it
+// then sends SIGTERM to the command and closes the session.
+//
+// At most 8 commands run at once on a Host; more wait for their turn.
+func (h *Host) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, h.cfg.CommandTimeout,
+		fmt.Errorf("command timed out after %v: %w", h.cfg.CommandTimeout, context.DeadlineExceeded))
+	defer cancel()
+	fail := func(err error) error { return fmt.Errorf("%s: run %q: %w", h.where, cmd, err) }
+	select {
+	case h.sessions <- struct{}{}:
+		defer func() { <-h.sessions }()
+	case <-ctx.Done():
+		return fail(context.Cause(ctx))
+	}
+	s, err := h.client.NewSession()
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	stop := context.AfterFunc(ctx, func() {
+		s.Signal(gossh.SIGTERM)
+		s.Close()
+	})
+	err = s.Run(cmd)
+	if !stop() {
+		return fail(context.Cause(ctx))
+	}
+	var ee *gossh.ExitError
+	if errors.As(err, &ee) {
+		return &transport.ExitError{Code: ee.ExitStatus()}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// Close closes the SFTP session and the connection.
+func (h *Host) Close() error {
+	err := h.sftp.Close()
+	if cerr := h.client.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// check returns why an operation on p cannot start: ctx has ended, or p
+// is not an absolute path (SFTP would take it relative to the home
+// directory).
+func check(ctx context.Context, p string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !path.IsAbs(p) {
+		return errors.New("not an absolute path")
+	}
+	return nil
+}
+
+// fail wraps err from operation op on p, keeping what errors.Is needs
+// (fs.ErrNotExist, fs.ErrExist) and naming the host.
+func (h *Host) fail(op, p string, err error) error {
+	return fmt.Errorf("%s: %s %s: %w", h.where, op, p, unwrapPath(err))
+}
+
+// unwrapPath drops an *fs.PathError around err: the caller names the
+// operation and path itself.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
