@@ -152,7 +152,8 @@ func TestPlanApply(t *testing.T) {
 		t.Fatalf("apply of the pin: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}} {
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", w.masterPID(s.host, s.slot)))
+		exe, err := w.fleet.Host(s.host).Exec(ctxTimeout(t, 10*time.Second), "readlink /proc/$(cat /run/cyrus-"+s.slot+".pid)/exe")
+		exe = strings.TrimSpace(exe)
 		if err != nil || exe != "/usr/cyrusnew/bin/master" {
 			t.Errorf("%s master runs %q (%v); want /usr/cyrusnew/bin/master", s.slot, exe, err)
 		}
@@ -168,7 +169,7 @@ func TestPlanApply(t *testing.T) {
 
 	// A host cut off: it fails alone, the others change, exit 3; once
 	// it is back a second run converges.
-	w.params.Extras = `imapd: quota_warnpercent: 80`
+	w.params.Extras = `imapd: quotawarn: 80`
 	w.writeLayout()
 	if err := w.fleet.Host("imap5").Cut(); err != nil {
 		t.Fatal(err)
@@ -190,7 +191,7 @@ func TestPlanApply(t *testing.T) {
 	// cyrplan killed mid-apply: no file is half-written, a re-run
 	// (which breaks the dead process's locks) converges.
 	bin := buildCyrplan(t)
-	w.params.Extras = `imapd: quota_warnpercent: 85`
+	w.params.Extras = `imapd: quotawarn: 85`
 	w.writeLayout()
 	cmd := exec.Command(bin, "apply", "--auto-approve", "--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--parallelism", "1")
 	stdout, _ := cmd.StdoutPipe()
@@ -219,8 +220,8 @@ func TestPlanApply(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasSuffix(string(got), "quota_warnpercent: 80\nsasl_mech_list: PLAIN\nsasl_pwcheck_method: alwaystrue\nsync_repeat_interval: 0\n") &&
-				!strings.HasSuffix(string(got), "quota_warnpercent: 85\nsasl_mech_list: PLAIN\nsasl_pwcheck_method: alwaystrue\nsync_repeat_interval: 0\n") {
+			if !strings.HasSuffix(string(got), "quotawarn: 80\nsasl_mech_list: PLAIN\nsasl_pwcheck_method: alwaystrue\nsync_repeat_interval: 0\n") &&
+				!strings.HasSuffix(string(got), "quotawarn: 85\nsasl_mech_list: PLAIN\nsasl_pwcheck_method: alwaystrue\nsync_repeat_interval: 0\n") {
 				t.Errorf("%s:%s is neither the old nor the new version:\n%s", hn, f.Path, got)
 			}
 		}
