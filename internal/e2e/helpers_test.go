@@ -120,10 +120,19 @@ func (w *world) writeLayout() {
 // cyrplan runs the CLI in-process against the world's hosts.
 func (w *world) cyrplan(args ...string) (string, string, int) {
 	w.t.Helper()
-	args = append(args, "--layout", w.layout)
-	if len(args) > 0 && (args[0] == "plan" || args[0] == "apply" || args[0] == "unlock") {
-		args = append(args, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	// Flags go before a "--" that ends them (run's tool arguments).
+	flags := []string{"--layout", w.layout}
+	if args[0] != "validate" && args[0] != "render" {
+		flags = append(flags, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
 	}
+	at := len(args)
+	for i, a := range args {
+		if a == "--" {
+			at = i
+			break
+		}
+	}
+	args = append(append(append([]string{}, args[:at]...), flags...), args[at:]...)
 	var out, errb bytes.Buffer
 	code := cli.Run(context.Background(), args, &out, &errb)
 	w.t.Logf("cyrplan %s: exit %d\n%s%s", strings.Join(args[:1], " "), code, out.String(), errb.String())

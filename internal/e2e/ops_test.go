@@ -39,13 +39,13 @@ func TestFleetOperations(t *testing.T) {
 	appendMessage(t, float+":143", "brong", "before failover")
 	eventually(t, 20*time.Second, "first message on slot308", func() error { return wantCount(t, w.addr("imap3", 8), "brong", 1) })
 
-	out, _, code := w.cyrplan("status", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	out, _, code := w.cyrplan("status")
 	if code != 0 || strings.Contains(out, "MOVED") || !strings.Contains(out, "store23") {
 		t.Fatalf("status before failover: exit %d\n%s", code, out)
 	}
 
 	// Planned failover: the floating address follows, mail goes on.
-	out, errOut, code := w.cyrplan("failover", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	out, errOut, code := w.cyrplan("failover", "store23")
 	if code != 0 {
 		t.Fatalf("failover: exit %d\n%s%s", code, out, errOut)
 	}
@@ -67,38 +67,38 @@ func TestFleetOperations(t *testing.T) {
 	appendMessage(t, float+":143", "brong", "after failover")
 	eventually(t, 20*time.Second, "second message on slot608, now the replica", func() error { return wantCount(t, w.addr("imap6", 8), "brong", 2) })
 
-	out, _, code = w.cyrplan("status", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	out, _, code = w.cyrplan("status")
 	if code != 0 || !strings.Contains(out, "MOVED:\nstore23   slot608 => slot308") {
 		t.Errorf("status after failover: exit %d\n%s", code, out)
 	}
 
 	// run -r goes to the replica, now slot608 on imap6.
-	out, errOut, code = w.cyrplan("run", "-r", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--", "mbpath", "user/brong")
+	out, errOut, code = w.cyrplan("run", "-r", "store23", "--", "mbpath", "user/brong")
 	if code != 0 || !strings.Contains(errOut, "slot608 on imap6") || !strings.Contains(out, "/mnt/data8/spool") {
 		t.Errorf("run -r: exit %d\n%s%s", code, out, errOut)
 	}
 	// A tool that is a path, or not a Cyrus tool, is refused.
-	if _, errOut, code := w.cyrplan("run", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--", "/bin/sh", "-c", "id"); code != 1 || !strings.Contains(errOut, "not a Cyrus tool name") {
+	if _, errOut, code := w.cyrplan("run", "store23", "--", "/bin/sh", "-c", "id"); code != 1 || !strings.Contains(errOut, "not a Cyrus tool name") {
 		t.Errorf("run /bin/sh: exit %d %s", code, errOut)
 	}
-	if _, errOut, code := w.cyrplan("run", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--", "bash"); code != 1 || !strings.Contains(errOut, "bash is not a tool of Cyrus build") {
+	if _, errOut, code := w.cyrplan("run", "store23", "--", "bash"); code != 1 || !strings.Contains(errOut, "bash is not a tool of Cyrus build") {
 		t.Errorf("run bash: exit %d %s", code, errOut)
 	}
 	// The tool's exit status is run's.
-	if _, _, code := w.cyrplan("run", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--", "mbpath", "user/nobody"); code == 0 {
+	if _, _, code := w.cyrplan("run", "store23", "--", "mbpath", "user/nobody"); code == 0 {
 		t.Error("mbpath of a missing mailbox exited 0 through run")
 	}
 
-	out, errOut, code = w.cyrplan("locate", "brong", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	out, errOut, code = w.cyrplan("locate", "brong")
 	if code != 0 || !strings.Contains(out, "brong is on store23: master slot308 on imap3; replicas slot608 on imap6") {
 		t.Errorf("locate: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// Failover back to the preferred master clears MOVED.
-	if out, errOut, code := w.cyrplan("failover", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity); code != 0 {
+	if out, errOut, code := w.cyrplan("failover", "store23"); code != 0 {
 		t.Fatalf("failover back: exit %d\n%s%s", code, out, errOut)
 	}
-	out, _, _ = w.cyrplan("status", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity)
+	out, _, _ = w.cyrplan("status")
 	if strings.Contains(out, "MOVED") {
 		t.Errorf("MOVED after moving back:\n%s", out)
 	}
@@ -114,11 +114,11 @@ func TestFleetOperations(t *testing.T) {
 	if err := w.fleet.Host("imap6").Cut(); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = w.cyrplan("failover", "store23", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--connect-timeout", "2s")
+	out, errOut, code = w.cyrplan("failover", "store23", "--connect-timeout", "2s")
 	if code != 1 || !strings.Contains(errOut, "--force") {
 		t.Errorf("failover without --force while imap6 is cut off: exit %d\n%s%s", code, out, errOut)
 	}
-	out, errOut, code = w.cyrplan("failover", "store23", "--force", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--connect-timeout", "2s")
+	out, errOut, code = w.cyrplan("failover", "store23", "--force", "--connect-timeout", "2s")
 	if code != 0 || !strings.Contains(out, "may be lost") {
 		t.Fatalf("forced failover: exit %d\n%s%s", code, out, errOut)
 	}
@@ -130,7 +130,7 @@ func TestFleetOperations(t *testing.T) {
 		}
 		return err
 	})
-	out, _, code = w.cyrplan("status", "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--connect-timeout", "2s")
+	out, _, code = w.cyrplan("status", "--connect-timeout", "2s")
 	if code != 2 || !strings.Contains(out, "imap6") || !strings.Contains(out, "Not answering") {
 		t.Errorf("status with imap6 cut off: exit %d\n%s", code, out)
 	}
