@@ -100,6 +100,12 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 		}
 		return nil
 	}
+	// A dirty layout is refused before any host is touched.
+	if rev, err := g.revision(); err != nil {
+		return err
+	} else if len(rev.dirty) > 0 && !allowDirty {
+		return fmt.Errorf("the layout has uncommitted changes (%s): commit them, or pass --allow-dirty", strings.Join(rev.dirty, ", "))
+	}
 	pl, err := g.makePlan(ctx, f, lockAll)
 	if err != nil {
 		return err
@@ -114,9 +120,6 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 		}
 	}()
 	p := pl.plan
-	if p.Dirty && !allowDirty {
-		return fmt.Errorf("the layout has uncommitted changes (%s): commit them, or pass --allow-dirty", strings.Join(pl.rev.dirty, ", "))
-	}
 	if saved != nil {
 		if why := plan.Stale(saved, p); len(why) > 0 {
 			return fmt.Errorf("the saved plan is stale; make a new plan:\n  %s", strings.Join(why, "\n  "))

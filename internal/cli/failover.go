@@ -59,7 +59,7 @@ nothing can be drained, and what it had not replicated may be lost.`,
 			return nil
 		},
 	}
-	f.add(cmd.Flags())
+	f.addConnect(cmd.Flags())
 	cmd.Flags().StringVar(&to, "to", "", "the `SLOT` to promote")
 	cmd.Flags().BoolVar(&force, "force", false, "go on although the current master's host does not answer")
 	return cmd

@@ -31,14 +31,22 @@ type hostFlags struct {
 	excludes       []string
 }
 
+// add adds the flags of commands that work on many hosts: how to reach
+// them, how many at once, and which.
 func (f *hostFlags) add(fs *pflag.FlagSet) {
+	f.addConnect(fs)
+	fs.StringArrayVar(&f.targets, "target", nil, "limit to a store, slot or host (repeatable)")
+	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out a store, slot or host (repeatable)")
+}
+
+// addConnect adds only how to reach hosts, for commands that name the
+// hosts or stores they work on.
+func (f *hostFlags) addConnect(fs *pflag.FlagSet) {
 	fs.StringVar(&f.root, "root", "", "treat each host as the directory `DIR`/<host> instead of connecting over SSH (nothing is run)")
 	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts `file` for strict host key checking (env CYRPLAN_KNOWN_HOSTS, default ~/.ssh/known_hosts)")
 	fs.StringVar(&f.identity, "identity", "", "SSH private key `file` (env CYRPLAN_IDENTITY; default: the ssh-agent)")
 	fs.IntVar(&f.parallelism, "parallelism", 16, "hosts to work on at once")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up connecting to a host after this long")
-	fs.StringArrayVar(&f.targets, "target", nil, "limit to a store, slot or host (repeatable)")
-	fs.StringArrayVar(&f.excludes, "exclude", nil, "leave out a store, slot or host (repeatable)")
 }
 
 // fleet is the hosts a command works on, connected.
@@ -150,7 +158,6 @@ type planned struct {
 	scope  *plan.Scope
 	fleet  *fleet
 	plan   *plan.Plan
-	rev    revision
 }
 
 // makePlan loads, renders, connects, observes and plans. The caller
@@ -190,7 +197,7 @@ func (g *globals) makePlan(ctx context.Context, f *hostFlags, lockFirst func(*fl
 	obs := f.observe(ctx, l, t, fl)
 	p := plan.Build(plan.Input{Layout: l, Tree: t, Observed: obs, Errors: fl.errs, Scope: scope,
 		Commit: rev.commit, LayoutID: rev.layoutID, Dirty: len(rev.dirty) > 0})
-	return &planned{layout: l, tree: t, scope: scope, fleet: fl, plan: p, rev: rev}, nil
+	return &planned{layout: l, tree: t, scope: scope, fleet: fl, plan: p}, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -84,7 +84,7 @@ With --user, the store is the one that holds the user's mailbox.`,
 			return nil
 		},
 	}
-	f.add(cmd.Flags())
+	f.addConnect(cmd.Flags())
 	cmd.Flags().BoolVarP(&master, "master", "m", false, "run on the store's current master (the default)")
 	cmd.Flags().BoolVarP(&replica, "replica", "r", false, "run on the store's replica")
 	cmd.Flags().StringVar(&user, "user", "", "run on the store that holds `USER`'s mailbox")

@@ -75,8 +75,11 @@ type statusReport struct {
 	Down       map[string]string `json:"hostsDown,omitempty"`
 	Attention  bool              `json:"attention"`
 	LayoutHead string            `json:"layoutCommit,omitempty"`
-	Applied    map[string]string `json:"appliedCommit,omitempty"` // host -> commit of its last apply
+	Applied    map[string]string `json:"appliedCommit,omitempty"` // host -> commit of its last apply, "" outside git, "never" before the first
 }
+
+// neverApplied is the applied commit of a host cyrplan never applied to.
+const neverApplied = "never"
 
 type moved struct {
 	Store string `json:"store"`
@@ -135,12 +138,17 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 			}
 		}
 	}
-	rep := &statusReport{Down: map[string]string{}, Applied: map[string]string{}}
+	rev, err := g.revision()
+	if err != nil {
+		return nil, err
+	}
+	rep := &statusReport{Down: map[string]string{}, Applied: map[string]string{}, LayoutHead: rev.commit}
 	for h, err := range fl.errs {
 		rep.Down[h] = err.Error()
 		rep.Attention = true
 	}
 	for h, o := range obs {
+		rep.Applied[h] = neverApplied
 		if o.Manifest != nil {
 			rep.Applied[h] = o.Manifest.Commit
 		}
@@ -272,6 +280,27 @@ func (r *statusReport) print(w io.Writer) {
 		fmt.Fprintln(w, "\nMOVED:")
 		for _, m := range r.Moved {
 			fmt.Fprintf(w, "%-9s %s => %s\n", m.Store, m.From, m.To)
+		}
+	}
+	if len(r.Applied) > 0 {
+		fmt.Fprintln(w, "\nApplied layout commits:")
+		byCommit := map[string][]string{}
+		for h, c := range r.Applied {
+			byCommit[c] = append(byCommit[c], h)
+		}
+		for _, c := range keys(byCommit) {
+			hosts := byCommit[c]
+			sort.Strings(hosts)
+			what := short(c)
+			switch {
+			case c == neverApplied:
+				what = "never applied"
+			case c == "":
+				what = "not from git"
+			case c == r.LayoutHead:
+				what += " (the layout's HEAD)"
+			}
+			fmt.Fprintf(w, "  %s: %s\n", what, strings.Join(hosts, ", "))
 		}
 	}
 	if len(r.Down) > 0 {

@@ -52,6 +52,6 @@ machine is broken by the next apply on its own.`,
 			return nil
 		},
 	}
-	f.add(cmd.Flags())
+	f.addConnect(cmd.Flags())
 	return cmd
 }

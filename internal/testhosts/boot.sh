@@ -21,11 +21,12 @@ mount -t sysfs sysfs /sys
 echo "$NAME" >/proc/sys/kernel/hostname
 
 # Copy-on-write views: lower = the real directory, changes land in $H/upper.
-for d in /etc /var /root /usr; do
+for d in /etc /var /usr; do
 	mount -t overlay overlay -o "lowerdir=$d,upperdir=$H/upper$d,workdir=$H/work$d" "$d"
 done
 mount --bind "$H/mnt" /mnt
 mount --bind "$H/run" /run
+mount --bind "$H/root" /root
 # Last: $H lives under /tmp and is out of sight from here on.
 mount --bind "$H/tmp" /tmp
 

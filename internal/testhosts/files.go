@@ -22,8 +22,11 @@ var bootScript []byte
 
 const stateFile = "fleet.json"
 
-// overlaid are the directories each host sees copy-on-write.
-var overlaid = []string{"/etc", "/var", "/root", "/usr"}
+// overlaid are the directories each host sees copy-on-write. /root is not
+// one of them: each host has an empty home of its own, as a fresh machine
+// would, so that no shell start-up file of this machine's root (a
+// .bashrc that runs pyenv, say) runs in every SSH session of every host.
+var overlaid = []string{"/etc", "/var", "/usr"}
 
 // sshdConfig is every host's /etc/ssh/sshd_config. ListenAddress 0.0.0.0
 // makes sshd answer on floating addresses added later.
@@ -179,12 +182,12 @@ func (h *Host) writeFiles(clientPub, etcHosts string) error {
 			}
 		}
 		// The upper directory's mode is what the host sees on d itself
-		// (sshd's StrictModes checks /etc and /root, for one).
+		// (sshd's StrictModes checks /etc, for one).
 		if err := os.Chmod(filepath.Join(h.Dir, "upper", d), fi.Mode()&(fs.ModePerm|fs.ModeSticky)); err != nil {
 			return err
 		}
 	}
-	for d, mode := range map[string]fs.FileMode{"mnt": 0o755, "run": 0o755, "tmp": 0o777 | fs.ModeSticky} {
+	for d, mode := range map[string]fs.FileMode{"mnt": 0o755, "run": 0o755, "tmp": 0o777 | fs.ModeSticky, "root": 0o700} {
 		if err := os.Mkdir(filepath.Join(h.Dir, d), 0o755); err != nil {
 			return err
 		}

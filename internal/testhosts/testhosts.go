@@ -11,10 +11,12 @@
 //     Subnet.1 on the bridge and reaches every host directly; hosts of two
 //     fleets cannot reach each other. An "unreachable" route for the subnet
 //     keeps its traffic on this machine even if the bridge disappears.
-//   - Files: /etc, /var, /root and /usr are overlays whose lower layer is the
-//     real directory and whose upper layer is Host.Dir/upper/etc, ...; /mnt,
-//     /run and /tmp are private bind mounts of Host.Dir/mnt, run and tmp. What
-//     a host writes never reaches the real directories or another host.
+//   - Files: /etc, /var and /usr are overlays whose lower layer is the real
+//     directory and whose upper layer is Host.Dir/upper/etc, ...; /mnt, /run,
+//     /tmp and /root are private bind mounts of Host.Dir/mnt, run, tmp and
+//     root (an empty home, so that this machine's shell start-up files do not
+//     run in the hosts' SSH sessions). What a host writes never reaches the
+//     real directories or another host.
 //   - Processes: PID 1 is an embedded shell script (boot.sh) that reaps
 //     orphans and runs sshd. Killing it kills every process of the host,
 //     daemons started over SSH included.
@@ -157,9 +159,9 @@ type Fleet struct {
 type Host struct {
 	Name string // host name, also its hostname
 	Addr string // address of its eth0, e.g. "10.200.7.11"
-	// Dir holds the host's files: upper/etc, upper/var, upper/root and
-	// upper/usr hold what the host changed under /etc, /var, /root and /usr;
-	// mnt, run and tmp are its /mnt, /run and /tmp; console.log collects the
+	// Dir holds the host's files: upper/etc, upper/var and upper/usr hold
+	// what the host changed under /etc, /var and /usr; mnt, run, tmp and
+	// root are its /mnt, /run, /tmp and /root; console.log collects the
 	// output of its PID 1 and sshd.
 	Dir string
 
