@@ -49,7 +49,7 @@ master slot and host, and its replicas.`,
 			return nil
 		},
 	}
-	f.add(cmd.Flags())
+	f.addConnect(cmd.Flags())
 	return cmd
 }
 
