@@ -2,6 +2,7 @@ package layout
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"regexp"
@@ -160,7 +161,7 @@ func (c *checker) check() {
 func (c *checker) checkSecrets(raw map[string]rawSecret) {
 	l := c.layout
 	l.Secrets = map[string]*Secret{}
-	for _, name := range sortedKeys(raw) {
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		if !nameRE.MatchString(name) {
 			c.labelErrorf([]string{"secrets", name}, "secret name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			continue
@@ -180,8 +181,8 @@ func (c *checker) checkSecrets(raw map[string]rawSecret) {
 func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 	l := c.layout
 	l.Builds = map[string]*Build{}
-	c.buildNames = sortedKeys(raw)
-	for _, name := range sortedKeys(raw) {
+	c.buildNames = slices.Sorted(maps.Keys(raw))
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		b := raw[name]
 		p := []string{"cyrus", name}
 		ok := true
@@ -221,7 +222,7 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 		l.DefaultBuild = def
 	case !c.broken["cyrus."+def] && !c.broken["cyrus.*"]:
 		e := c.errorf([]string{"defaultCyrus"}, "build %q is not defined in cyrus", def)
-		e.Hint = hintFrom(def, sortedKeys(raw))
+		e.Hint = hintFrom(def, slices.Sorted(maps.Keys(raw)))
 	}
 }
 
@@ -244,7 +245,7 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 		}
 	}
 	byAddr := map[netip.Addr]string{}
-	for _, name := range sortedKeys(raw) {
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		h := raw[name]
 		p := []string{"hosts", name}
 		if !nameRE.MatchString(name) {
@@ -320,7 +321,7 @@ func (c *checker) slot(name string, p []string, label bool) *Slot {
 func (c *checker) checkSlots(raw map[string]rawSlot) {
 	l := c.layout
 	l.Slots = map[string]*Slot{}
-	for _, name := range sortedKeys(raw) {
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		r := raw[name]
 		p := []string{"slots", name}
 		s := c.slot(name, p, true)
@@ -360,7 +361,7 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			floating[a] = []string{"hosts", h, "address"}
 		}
 	}
-	for _, name := range sortedKeys(raw) {
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		r := raw[name]
 		p := []string{"stores", name}
 		if !nameRE.MatchString(name) {

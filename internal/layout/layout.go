@@ -4,6 +4,8 @@
 package layout
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -114,18 +116,18 @@ type Failover struct {
 type Options map[string]string
 
 // Keys returns the option names, sorted.
-func (o Options) Keys() []string { return sortedKeys(o) }
+func (o Options) Keys() []string { return slices.Sorted(maps.Keys(o)) }
 
 // HostNames returns the host names, sorted by host number.
 func (l *Layout) HostNames() []string {
-	names := sortedKeys(l.Hosts)
+	names := slices.Sorted(maps.Keys(l.Hosts))
 	sort.SliceStable(names, func(i, j int) bool { return l.Hosts[names[i]].Number < l.Hosts[names[j]].Number })
 	return names
 }
 
 // SlotNames returns every slot name, sorted by host number, then partition.
 func (l *Layout) SlotNames() []string {
-	names := sortedKeys(l.Slots)
+	names := slices.Sorted(maps.Keys(l.Slots))
 	sort.SliceStable(names, func(i, j int) bool {
 		a, b := l.Slots[names[i]], l.Slots[names[j]]
 		ha, hb := l.Hosts[a.Host].Number, l.Hosts[b.Host].Number
@@ -139,7 +141,7 @@ func (l *Layout) SlotNames() []string {
 
 // StoreNames returns the store names in natural order (store9 before store10).
 func (l *Layout) StoreNames() []string {
-	names := sortedKeys(l.Stores)
+	names := slices.Sorted(maps.Keys(l.Stores))
 	sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
 	return names
 }
@@ -163,15 +165,6 @@ func (l *Layout) BuildOf(slot string) *Build {
 		return l.Builds[st.Build]
 	}
 	return l.Builds[l.DefaultBuild]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // naturalLess orders names with a numeric suffix by that number.

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,7 +47,7 @@ func catalogFor(version string) map[string]bool {
 
 func catalogVersions() []string {
 	catalogOnce.Do(loadCatalogs)
-	return sortedKeys(catalogs)
+	return slices.Sorted(maps.Keys(catalogs))
 }
 
 // Owned are the imapd.conf options that cyrplan writes itself for every
@@ -92,7 +94,7 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 	if build != nil {
 		catalog = catalogFor(build.Version)
 	}
-	for _, key := range sortedKeys(raw) {
+	for _, key := range slices.Sorted(maps.Keys(raw)) {
 		kp := append(p[:len(p):len(p)], key)
 		if store == "" {
 			if why, ok := owned(key); ok {
@@ -105,7 +107,7 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 			if store != "" {
 				e.Msg += " (store " + store + " runs build " + build.Name + ")"
 			}
-			if s := suggest(key, sortedKeys(catalog)); s != "" {
+			if s := suggest(key, slices.Sorted(maps.Keys(catalog))); s != "" {
 				e.Hint = "did you mean " + s + "?"
 				if _, ok := owned(s); ok {
 					// Do not send the operator to an error.

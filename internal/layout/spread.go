@@ -1,6 +1,10 @@
 package layout
 
-import "sort"
+import (
+	"maps"
+	"slices"
+	"sort"
+)
 
 // Spread describes where one host's masters go when it is out of service:
 // each store whose preferred master is on Host fails over to its first
@@ -31,7 +35,7 @@ func (l *Layout) Spreads() []Spread {
 	}
 	for i := range out {
 		sp := &out[i]
-		targets := sortedKeys(sp.To)
+		targets := slices.Sorted(maps.Keys(sp.To))
 		sort.SliceStable(targets, func(a, b int) bool { return l.Hosts[targets[a]].Number < l.Hosts[targets[b]].Number })
 		for _, t := range targets {
 			if sp.To[t] > sp.Worst {

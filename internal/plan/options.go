@@ -3,6 +3,8 @@ package plan
 import (
 	"bufio"
 	"bytes"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -10,7 +12,7 @@ import (
 func optionChanges(before, after []byte) []OptionChange {
 	b, a := parseOptions(before), parseOptions(after)
 	var out []OptionChange
-	for _, k := range sortedKeys(b) {
+	for _, k := range slices.Sorted(maps.Keys(b)) {
 		av, ok := a[k]
 		switch {
 		case !ok:
@@ -19,7 +21,7 @@ func optionChanges(before, after []byte) []OptionChange {
 			out = append(out, OptionChange{Key: k, Before: b[k], After: av})
 		}
 	}
-	for _, k := range sortedKeys(a) {
+	for _, k := range slices.Sorted(maps.Keys(a)) {
 		if _, ok := b[k]; !ok {
 			out = append(out, OptionChange{Key: k, After: a[k], Added: true})
 		}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -241,7 +242,7 @@ func Build(in Input) *Plan {
 		// Files cyrplan wrote before that are no longer rendered.
 		removedSlots := map[string]bool{}
 		if m := obs.Manifest; m != nil {
-			for _, path := range sortedKeys(m.Files) {
+			for _, path := range slices.Sorted(maps.Keys(m.Files)) {
 				mf := m.Files[path]
 				if rendered[path] || !in.Scope.Removed(hn, mf.Slot) {
 					continue
@@ -262,7 +263,7 @@ func Build(in Input) *Plan {
 			}
 		}
 		sort.Slice(hp.Files, func(i, j int) bool { return hp.Files[i].Path < hp.Files[j].Path })
-		for _, s := range sortedKeys(removedSlots) {
+		for _, s := range slices.Sorted(maps.Keys(removedSlots)) {
 			role := obs.Roles[s]
 			if role == "" {
 				role = layout.Master
@@ -270,7 +271,7 @@ func Build(in Input) *Plan {
 			stops = append(stops, &ServiceAction{Host: hn, Slot: s, Verb: Stop, Role: role, Reason: "no longer in the layout (its mail is kept)"})
 			p.Summary.Remove++
 		}
-		for _, sn := range sortedKeys(hp.Slots) {
+		for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
 			s := l.Slots[sn]
 			isNew := obs.Manifest == nil || !slices.Contains(obs.Manifest.Slots, sn)
 			if init := obs.Files[render.PathsOf(s).InitScript]; isNew && (init == nil || !init.Exists) {
@@ -415,13 +416,13 @@ func slotDirsChanged(dirs []*DirChange, slot string) bool {
 // its host lacks.
 func checkBuilds(p *Plan, l *layout.Layout, obs *state.Host, hp *Host) {
 	missing := map[string][]string{}
-	for _, sn := range sortedKeys(hp.Slots) {
+	for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
 		b := l.BuildOf(sn)
 		if obs.Builds[b.Prefix] == state.BuildMissing {
 			missing[b.Name] = append(missing[b.Name], sn)
 		}
 	}
-	for _, name := range sortedKeys(missing) {
+	for _, name := range slices.Sorted(maps.Keys(missing)) {
 		b := l.Builds[name]
 		p.Problems = append(p.Problems, fmt.Sprintf("%s: Cyrus build %s is not installed: %s/bin/master is missing (needed by %s); install it or unpin the store",
 			hp.Host, name, b.Prefix, joinWords(missing[name])))
@@ -495,15 +496,6 @@ func (p *Plan) summarize() {
 			p.Summary.Reloads++
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func joinWords(w []string) string {

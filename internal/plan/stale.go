@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -31,7 +33,7 @@ func Stale(saved, fresh *Plan) []string {
 		if sh.ManifestApplyID != fh.ManifestApplyID {
 			why = append(why, fmt.Sprintf("%s: another apply (%s) ran since the plan was made", sh.Host, orNone(fh.ManifestApplyID)))
 		}
-		for _, path := range sortedKeys(sh.Observed) {
+		for _, path := range slices.Sorted(maps.Keys(sh.Observed)) {
 			now, ok := fh.Observed[path]
 			switch {
 			case !ok:

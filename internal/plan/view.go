@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -177,7 +179,7 @@ func slotsOf(h *Host, p *Plan) []string {
 			seen[a.Slot] = true
 		}
 	}
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 func hasAction(p *Plan, host string) bool {
