@@ -153,11 +153,12 @@ func prefixesOn(l *layout.Layout, host string) []string {
 
 // planned is a plan with everything that went into it.
 type planned struct {
-	layout *layout.Layout
-	tree   *render.Tree
-	scope  *plan.Scope
-	fleet  *fleet
-	plan   *plan.Plan
+	layout   *layout.Layout
+	tree     *render.Tree
+	scope    *plan.Scope
+	fleet    *fleet
+	observed map[string]*state.Host
+	plan     *plan.Plan
 }
 
 // makePlan loads, renders, connects, observes and plans. The caller
@@ -197,7 +198,7 @@ func (g *globals) makePlan(ctx context.Context, f *hostFlags, lockFirst func(*fl
 	obs := f.observe(ctx, l, t, fl)
 	p := plan.Build(plan.Input{Layout: l, Tree: t, Observed: obs, Errors: fl.errs, Scope: scope,
 		Commit: rev.commit, LayoutID: rev.layoutID, Dirty: len(rev.dirty) > 0})
-	return &planned{layout: l, tree: t, scope: scope, fleet: fl, plan: p}, nil
+	return &planned{layout: l, tree: t, scope: scope, fleet: fl, observed: obs, plan: p}, nil
 }
 
 func firstNonEmpty(s ...string) string {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cyrplan/cyrplan/internal/health"
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -108,28 +107,12 @@ type slotStatus struct {
 }
 
 func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, error) {
-	l, err := g.load()
+	pl, err := g.makePlan(ctx, f, nil)
 	if err != nil {
 		return nil, err
 	}
-	scope, err := plan.NewScope(l, f.targets, f.excludes)
-	if err != nil {
-		return nil, err
-	}
-	t := render.Render(l)
-	var names []string
-	for _, h := range t.HostNames() {
-		if scope.Host(h) {
-			names = append(names, h)
-		}
-	}
-	fl, err := f.connect(ctx, l, names)
-	if err != nil {
-		return nil, err
-	}
-	defer fl.close()
-	obs := f.observe(ctx, l, t, fl)
-	p := plan.Build(plan.Input{Layout: l, Tree: t, Observed: obs, Errors: fl.errs, Scope: scope})
+	defer pl.fleet.close()
+	l, scope, fl, obs, p := pl.layout, pl.scope, pl.fleet, pl.observed, pl.plan
 	drift := map[string]int{}
 	for _, h := range p.Hosts {
 		for _, fc := range h.Files {
@@ -138,11 +121,7 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 			}
 		}
 	}
-	rev, err := g.revision()
-	if err != nil {
-		return nil, err
-	}
-	rep := &statusReport{Down: map[string]string{}, Applied: map[string]string{}, LayoutHead: rev.commit}
+	rep := &statusReport{Down: map[string]string{}, Applied: map[string]string{}, LayoutHead: p.Commit}
 	for h, err := range fl.errs {
 		rep.Down[h] = err.Error()
 		rep.Attention = true
@@ -172,7 +151,7 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 		bad := len(ss.Current) != 1
 		for _, sn := range st.Slots() {
 			s := slotStatusOf(ctx, l, lv, fl.hosts, sn, drift[sn], f.root != "")
-			if s.Health != "ok" || s.Drift > 0 || s.Error != "" {
+			if (s.Health != "ok" && f.root == "") || s.Drift > 0 || s.Error != "" {
 				bad = true
 			}
 			ss.Slots = append(ss.Slots, s)
