@@ -232,6 +232,47 @@ func TestPlanApply(t *testing.T) {
 	if out, _, code := w.cyrplan("plan", "--detailed-exitcode"); code != 0 {
 		t.Fatalf("not converged after the kill:\n%s", out)
 	}
+
+	// SIGINT mid-apply: the file in flight is finished, the actions
+	// stop, the locks are released (the next run has none to break),
+	// and the next run converges.
+	w.params.Extras = `imapd: quotawarn: 90`
+	w.writeLayout()
+	cmd = exec.Command(bin, "apply", "--auto-approve", "--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity, "--parallelism", "1")
+	stdout, _ = cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc = bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), ": updated ") {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	for sc.Scan() {
+	}
+	err = cmd.Wait()
+	if cmd.ProcessState.ExitCode() != 3 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("apply interrupted by SIGINT: %v\n%s", err, stderr.String())
+	}
+	for _, hn := range tree.HostNames() {
+		if _, err := os.Stat(w.fleet.Host(hn).Path("/var/lib/cyrplan/lock")); !os.IsNotExist(err) {
+			t.Errorf("%s: the lock is still there after SIGINT (%v)", hn, err)
+		}
+		tmps, _ := filepath.Glob(w.fleet.Host(hn).Path("/etc/cyrus/*/.cyrplan-tmp-*"))
+		if len(tmps) > 0 {
+			t.Errorf("%s: temporary files left after SIGINT: %q", hn, tmps)
+		}
+	}
+	if out, errOut, code := w.cyrplan("apply", "--auto-approve"); code != 0 || strings.Contains(errOut, "breaking the stale lock") {
+		t.Fatalf("re-run after SIGINT: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, _, code := w.cyrplan("plan", "--detailed-exitcode"); code != 0 {
+		t.Fatalf("not converged after SIGINT:\n%s", out)
+	}
 }
 
 func appendFile(t *testing.T, path, text string) {
