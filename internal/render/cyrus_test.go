@@ -13,17 +13,24 @@ import (
 
 const cyrInfo = "/usr/lib/cyrus/bin/cyr_info"
 
-// TestConfLint runs Debian's cyr_info conf-lint over every rendered
-// imapd.conf with each of its cyrus.conf files. conf-lint exits 0 even
-// when it finds unknown options, so its output must be empty as well.
-// It needs cyrus-common; CI (CYRPLAN_E2E=1) installs it and never skips.
-func TestConfLint(t *testing.T) {
+// requireCyrInfo skips t without Debian's cyr_info, or fails it under
+// CYRPLAN_E2E=1 (CI), which installs cyrus-common and never skips.
+func requireCyrInfo(t *testing.T) {
+	t.Helper()
 	if _, err := os.Stat(cyrInfo); err != nil {
 		if os.Getenv("CYRPLAN_E2E") == "1" {
 			t.Fatalf("CYRPLAN_E2E=1 but %s is missing: apt-get install cyrus-common", cyrInfo)
 		}
 		t.Skipf("%s not installed (apt-get install cyrus-common); set CYRPLAN_E2E=1 to require it", cyrInfo)
 	}
+}
+
+// TestConfLint runs Debian's cyr_info conf-lint over every rendered
+// imapd.conf with each of its cyrus.conf files. conf-lint exits 0 even
+// when it finds unknown options, so its output must be empty as well.
+// It needs cyrus-common; CI (CYRPLAN_E2E=1) installs it and never skips.
+func TestConfLint(t *testing.T) {
+	requireCyrInfo(t)
 	dir := readableDir(t)
 	if err := treedir.Write(dir, render.Render(example(t))); err != nil {
 		t.Fatal(err)
@@ -50,9 +57,7 @@ func TestConfLint(t *testing.T) {
 // TestConfLintCatches proves the test above can fail: conf-lint reports
 // an option Cyrus does not know.
 func TestConfLintCatches(t *testing.T) {
-	if _, err := os.Stat(cyrInfo); err != nil {
-		t.Skip("cyr_info not installed")
-	}
+	requireCyrInfo(t)
 	dir := readableDir(t)
 	conf := filepath.Join(dir, "imapd.conf")
 	os.WriteFile(conf, []byte("configdirectory: "+dir+"\nsync_hots: x\n"), 0o644)
