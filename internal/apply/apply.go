@@ -302,7 +302,7 @@ func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.
 	}
 	for p, f := range rendered {
 		if _, ok := hp.Slots[f.Slot]; ok {
-			m.Files[p] = state.ManifestFile{SHA256: state.Hash(f.Content), Slot: f.Slot, Kind: string(f.Kind)}
+			m.Files[p] = state.NewManifestFile(f)
 		}
 	}
 	for p, hash := range restored {

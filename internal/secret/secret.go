@@ -92,6 +92,17 @@ func Names(content []byte) []string {
 	return out
 }
 
+// MarkerLines returns the lines of content that hold a secret marker.
+func MarkerLines(content []byte) []string {
+	var out []string
+	for _, line := range bytes.Split(content, []byte("\n")) {
+		if markerRE.Match(line) {
+			out = append(out, string(line))
+		}
+	}
+	return out
+}
+
 // Redact hides secret values in observed, the content of a file on a
 // host, using rendered, the content cyrplan renders for it: wherever a
 // rendered line holds a marker, an observed line with the same text
@@ -126,8 +137,9 @@ func Redact(rendered, observed []byte) []byte {
 var secretLineRE = regexp.MustCompile(`(?m)^([A-Za-z0-9_.-]*(?:password|secret)[A-Za-z0-9_.-]*:[ \t]*).+$`)
 
 // RedactUnrendered hides the values of password and secret options in a
-// file cyrplan no longer renders (one it is about to delete), where
-// there is no rendered content to redact against.
+// file cyrplan no longer renders and whose manifest entry records no
+// marker lines (written by an older cyrplan), where there is nothing to
+// redact against.
 func RedactUnrendered(observed []byte) []byte {
 	return secretLineRE.ReplaceAll(observed, []byte("${1}<<secret:redacted>>"))
 }

@@ -59,3 +59,15 @@ func TestRedactUnrendered(t *testing.T) {
 		t.Errorf("RedactUnrendered = %q; want %q", got, want)
 	}
 }
+
+func TestMarkerLines(t *testing.T) {
+	got := MarkerLines([]byte("a: b\nsync_password: <<secret:replication>>\nc: d\nx_password: <<secret:other>>\n"))
+	want := []string{"sync_password: <<secret:replication>>", "x_password: <<secret:other>>"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("MarkerLines = %q; want %q", got, want)
+	}
+	// A file redacted against its marker lines alone hides the value.
+	if got := string(Redact([]byte(strings.Join(want, "\n")), []byte("a: b\nsync_password: hunter2\n"))); got != "a: b\nsync_password: <<secret:replication>>\n" {
+		t.Errorf("Redact against the marker lines = %q", got)
+	}
+}

@@ -51,6 +51,15 @@ type ManifestFile struct {
 	SHA256 string `json:"sha256"`
 	Slot   string `json:"slot"`
 	Kind   string `json:"kind"`
+	// SecretLines are the file's lines that hold a secret marker (names,
+	// never values): once the layout no longer renders the file, they
+	// redact the host's copy as its rendered content did.
+	SecretLines []string `json:"secretLines,omitempty"`
+}
+
+// NewManifestFile describes rendered file f in a manifest.
+func NewManifestFile(f *render.File) ManifestFile {
+	return ManifestFile{SHA256: Hash(f.Content), Slot: f.Slot, Kind: string(f.Kind), SecretLines: secret.MarkerLines(f.Content)}
 }
 
 // Hash returns the hex SHA-256 of content.
@@ -103,16 +112,20 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	}
 	o.Manifest = m
 
+	// What each file's secrets are redacted against: its rendered content,
+	// or for a file no longer rendered the marker lines cyrplan wrote
+	// (nil: none recorded, redact every password-like option).
 	rendered := map[string][]byte{}
-	paths := map[string]bool{}
+	if m != nil {
+		for p, mf := range m.Files {
+			rendered[p] = nil
+			if len(mf.SecretLines) > 0 {
+				rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
+			}
+		}
+	}
 	for _, f := range want.Files {
 		rendered[f.Path] = f.Content
-		paths[f.Path] = true
-	}
-	if m != nil {
-		for p := range m.Files {
-			paths[p] = true
-		}
 	}
 	slots := map[string]bool{}
 	for _, f := range want.Files {
@@ -128,7 +141,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		mu   sync.Mutex
 		jobs []func() error
 	)
-	for p := range paths {
+	for p := range rendered {
 		jobs = append(jobs, func() error {
 			f, err := readFile(ctx, h, p, rendered[p])
 			mu.Lock()
@@ -285,9 +298,9 @@ func FromTree(t *render.Tree, host string) *Host {
 	}
 	slots := map[string]bool{}
 	for _, f := range want.Files {
-		sum := Hash(f.Content)
-		h.Files[f.Path] = &File{Exists: true, Mode: f.Mode, Content: f.Content, SHA256: sum}
-		m.Files[f.Path] = ManifestFile{SHA256: sum, Slot: f.Slot, Kind: string(f.Kind)}
+		mf := NewManifestFile(&f)
+		h.Files[f.Path] = &File{Exists: true, Mode: f.Mode, Content: f.Content, SHA256: mf.SHA256}
+		m.Files[f.Path] = mf
 		slots[f.Slot] = true
 	}
 	for _, d := range want.Dirs {
