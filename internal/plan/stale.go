@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+
+	"github.com/cyrplan/cyrplan/internal/state"
 )
 
 // Stale compares a saved plan with a fresh plan of the same scope and
@@ -30,8 +32,12 @@ func Stale(saved, fresh *Plan) []string {
 		if fh.Error != "" {
 			continue // reported as a host failure
 		}
-		if sh.ManifestApplyID != fh.ManifestApplyID {
-			why = append(why, fmt.Sprintf("%s: another apply (%s) ran since the plan was made", sh.Host, orNone(fh.ManifestApplyID)))
+		switch {
+		case sh.ManifestApplyID == fh.ManifestApplyID:
+		case fh.ManifestApplyID == "":
+			why = append(why, fmt.Sprintf("%s: its manifest (%s) is gone since the plan was made", sh.Host, state.ManifestPath))
+		default:
+			why = append(why, fmt.Sprintf("%s: another apply (%s) ran since the plan was made", sh.Host, fh.ManifestApplyID))
 		}
 		for _, path := range slices.Sorted(maps.Keys(sh.Observed)) {
 			now, ok := fh.Observed[path]
@@ -41,7 +47,9 @@ func Stale(saved, fresh *Plan) []string {
 				why = append(why, fmt.Sprintf("%s:%s changed on the host since the plan was made", sh.Host, path))
 			}
 		}
-		after := map[string]string{}
+		// What the layout renders now: a file the fresh plan leaves alone
+		// is on the host as rendered.
+		after := maps.Clone(fh.Observed)
 		for _, f := range fh.Files {
 			after[f.Path] = f.After
 		}
