@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -236,7 +238,15 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 		}
 		a.changed(hp.Host)
 	}
-	return a.writeManifest(work, h, hp, rendered, nil)
+	// Every action this apply will run on the host is pending until it
+	// has run: if the apply stops first, the next plan runs it.
+	pending := map[string]string{}
+	for _, act := range a.p.Actions {
+		if act.Host == hp.Host && act.Verb != plan.Stop {
+			pending[act.Slot] = string(act.Verb)
+		}
+	}
+	return a.writeManifest(work, h, hp, rendered, nil, pending)
 }
 
 // backup keeps what is at fc.Path before it is replaced or removed, on
@@ -274,31 +284,24 @@ func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileCha
 }
 
 // writeManifest records the host's managed files. restored overrides
-// the hash of files a rollback put back ("" = removed).
-func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.Host, rendered map[string]*render.File, restored map[string]string) error {
+// the hash of files a rollback put back ("" = removed); pending sets
+// the pending action of slots ("" = none).
+func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.Host, rendered map[string]*render.File, restored, pending map[string]string) error {
 	old, err := state.ReadManifest(ctx, h)
 	if err != nil {
 		return err
 	}
 	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, Commit: a.opts.Commit, Dirty: a.opts.Dirty,
-		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}}
-	slots := map[string]bool{}
+		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}, Pending: map[string]string{}}
 	if old != nil {
-		for p, f := range old.Files {
-			m.Files[p] = f
-		}
-		for _, s := range old.Slots {
-			slots[s] = true
-		}
+		maps.Copy(m.Files, old.Files)
+		maps.Copy(m.Pending, old.Pending)
 	}
 	for _, fc := range hp.Files {
 		if fc.Action == plan.Delete {
 			delete(m.Files, fc.Path)
-			delete(slots, fc.Slot)
+			delete(m.Pending, fc.Slot)
 		}
-	}
-	for s := range hp.Slots {
-		slots[s] = true
 	}
 	for p, f := range rendered {
 		if _, ok := hp.Slots[f.Slot]; ok {
@@ -313,10 +316,21 @@ func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.
 			m.Files[p] = f
 		}
 	}
-	for s := range slots {
-		m.Slots = append(m.Slots, s)
+	for slot, verb := range pending {
+		m.Pending[slot] = verb
+		if verb == "" {
+			delete(m.Pending, slot)
+		}
 	}
-	sort.Strings(m.Slots)
+	if len(m.Pending) == 0 {
+		m.Pending = nil
+	}
+	// The slots cyrplan manages here are those it has files of.
+	slots := map[string]bool{}
+	for _, f := range m.Files {
+		slots[f.Slot] = true
+	}
+	m.Slots = slices.Sorted(maps.Keys(slots))
 	return h.WriteFile(ctx, state.ManifestPath, m.Encode(), 0o644, transport.Owner{})
 }
 
@@ -339,6 +353,9 @@ func (a *applier) actions(ctx context.Context) {
 		h := a.hosts[act.Host]
 		err := a.run(ctx, h, act)
 		if err == nil {
+			if err := donePending(context.WithoutCancel(ctx), h, act.Slot); err != nil {
+				a.fail(act.Host, err)
+			}
 			continue
 		}
 		key := act.Host + "/" + act.Slot
@@ -349,6 +366,19 @@ func (a *applier) actions(ctx context.Context) {
 		a.res.Stopped = fmt.Errorf("stopped after %s of %s on %s failed", act.Verb, act.Slot, act.Host)
 		return
 	}
+}
+
+// donePending removes slot's pending action from h's manifest: it ran.
+func donePending(ctx context.Context, h transport.Host, slot string) error {
+	m, err := state.ReadManifest(ctx, h)
+	if err != nil || m == nil || m.Pending[slot] == "" {
+		return err
+	}
+	delete(m.Pending, slot)
+	if len(m.Pending) == 0 {
+		m.Pending = nil
+	}
+	return h.WriteFile(ctx, state.ManifestPath, m.Encode(), 0o644, transport.Owner{})
 }
 
 // run runs one service action through the slot's init script and checks
@@ -391,6 +421,12 @@ func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.Serv
 			hp = x
 		}
 	}
+	// A new slot is stopped while its init script is still there.
+	if act.Verb == plan.Start {
+		if err := a.run(ctx, h, &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: plan.Stop, Role: act.Role, Addr: act.Addr}); err != nil {
+			return err
+		}
+	}
 	restored := map[string]string{}
 	for _, fc := range hp.Files {
 		if fc.Slot != act.Slot {
@@ -418,18 +454,13 @@ func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.Serv
 		f := &a.tree.Hosts[act.Host].Files[i]
 		rendered[f.Path] = f
 	}
-	if err := a.writeManifest(ctx, h, hp, rendered, restored); err != nil {
+	if err := a.writeManifest(ctx, h, hp, rendered, restored, map[string]string{act.Slot: ""}); err != nil {
 		return err
 	}
-	verb := plan.Restart
-	if act.Verb == plan.Start {
-		verb = plan.Stop
+	if act.Verb == plan.Start || len(restored) == 0 {
+		return nil // stopped above, or nothing was changed for this slot: leave it as it is
 	}
-	again := &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: verb, Role: act.Role, Addr: act.Addr}
-	if len(restored) == 0 && verb == plan.Restart {
-		return nil // nothing was changed for this slot: leave it as it is
-	}
-	return a.run(ctx, h, again)
+	return a.run(ctx, h, &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: plan.Restart, Role: act.Role, Addr: act.Addr})
 }
 
 func symbol(act plan.Action) string {

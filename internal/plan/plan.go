@@ -285,6 +285,9 @@ func Build(in Input) *Plan {
 			if a := serviceAction(changed[sn]); a != nil {
 				slotActions[sn] = a
 			}
+			if a := pendingAction(obs.Manifest, sn); a != nil && (slotActions[sn] == nil || stronger(a.Verb, slotActions[sn].Verb)) {
+				slotActions[sn] = a
+			}
 			if len(changed[sn]) > 0 || slotDirsChanged(hp.Dirs, sn) {
 				p.Summary.Change++
 			}
@@ -373,6 +376,21 @@ func serviceAction(changed map[render.Kind]*FileChange) *ServiceAction {
 		return &ServiceAction{Verb: Reload, Reason: "imapd.conf changed"}
 	}
 	return nil
+}
+
+// pendingAction is the action an earlier apply left for slot, if any.
+func pendingAction(m *state.Manifest, slot string) *ServiceAction {
+	if m == nil || m.Pending[slot] == "" {
+		return nil
+	}
+	return &ServiceAction{Verb: Verb(m.Pending[slot]), Reason: "left pending by apply " + m.ApplyID}
+}
+
+// stronger reports whether a does more than b: a start more than a
+// restart, a restart more than a reload.
+func stronger(a, b Verb) bool {
+	rank := map[Verb]int{Reload: 1, Restart: 2, Start: 3}
+	return rank[a] > rank[b]
 }
 
 func listenChanged(d string) bool {

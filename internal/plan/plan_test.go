@@ -312,3 +312,29 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Errorf("format 99: %v", err)
 	}
 }
+
+// TestPending: an action an earlier apply wrote files for but did not
+// run is planned again, even though the files match; a stronger action
+// the layout asks for wins.
+func TestPending(t *testing.T) {
+	l := example(t)
+	obs := applied(render.Render(l))
+	obs["imap6"].Manifest.Pending = map[string]string{"slot608": "reload", "slot602": "start"}
+	p := build(t, l, obs)
+	var acts []string
+	for _, a := range p.Actions {
+		acts = append(acts, string(a.Verb)+" "+a.Slot+": "+a.Reason)
+	}
+	if got, want := strings.Join(acts, "; "), "start slot602: left pending by apply a1; reload slot608: left pending by apply a1"; got != want {
+		t.Errorf("actions %q; want %q", got, want)
+	}
+	if !p.HasChanges() {
+		t.Error("a plan with pending actions has no changes")
+	}
+
+	l.Stores["store23"].Build = "3.6.1"
+	p = build(t, l, obs, "slot608")
+	if len(p.Actions) != 1 || p.Actions[0].Verb != Restart {
+		t.Errorf("pending reload and a new build: %+v; want one restart", p.Actions)
+	}
+}

@@ -44,6 +44,11 @@ type Manifest struct {
 	Time    time.Time               `json:"time"`
 	Files   map[string]ManifestFile `json:"files"` // by path
 	Slots   []string                `json:"slots"` // slots cyrplan manages here
+	// Pending are the service actions (start, restart, reload) of slots
+	// whose files an apply wrote and whose action it has not run yet (it
+	// stopped, or was stopped, before): the next plan runs them, so that
+	// no restart is ever lost.
+	Pending map[string]string `json:"pending,omitempty"` // by slot
 }
 
 // ManifestFile is one file of a manifest.
