@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -112,12 +114,18 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 	}
 	defer pl.fleet.close()
 	defer func() {
-		// Locks are released even after SIGINT.
+		// Locks are released even after SIGINT, all hosts at once.
+		byName := map[string]transport.Host{}
 		for _, h := range locked {
-			if err := apply.Unlock(context.WithoutCancel(ctx), h, info); err != nil {
+			byName[h.Name()] = h
+		}
+		parallel(slices.Sorted(maps.Keys(byName)), f.parallelism, func(n string) {
+			if err := apply.Unlock(context.WithoutCancel(ctx), byName[n], info); err != nil {
+				lockMu.Lock()
+				defer lockMu.Unlock()
 				fmt.Fprintf(g.stderr, "cyrplan: %v\n", err)
 			}
-		}
+		})
 	}()
 	p := pl.plan
 	if saved != nil {

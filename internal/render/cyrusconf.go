@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -21,7 +22,7 @@ func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
 	bin := func(tool string, args ...string) string {
 		return strings.Join(append([]string{build.Prefix + "/bin/" + tool, "-C", p.IMAPDConf}, args...), " ")
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	what := fmt.Sprintf("cyrus.conf of %s as a spare slot (Cyrus %s, %s)", s.Name, build.Name, build.Prefix)
 	if st != nil {
 		what = fmt.Sprintf("cyrus.conf of %s as %s of store %s (Cyrus %s, %s)", s.Name, role, st.Name, build.Name, build.Prefix)
@@ -56,7 +57,7 @@ func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
 		}
 		b.WriteString("}\n")
 	}
-	return []byte(b.String())
+	return b.Bytes()
 }
 
 // floatingAddr is the floating address a slot of st binds in role: the

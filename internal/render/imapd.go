@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -14,7 +15,7 @@ import (
 func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
 	p := PathsOf(s)
 	build := l.BuildOf(s.Name)
-	var b strings.Builder
+	var b bytes.Buffer
 	what := fmt.Sprintf("imapd.conf of %s (spare slot, Cyrus %s)", s.Name, build.Name)
 	if s.Store != "" {
 		what = fmt.Sprintf("imapd.conf of %s (store %s, Cyrus %s)", s.Name, s.Store, build.Name)
@@ -75,7 +76,7 @@ func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
 			opt(k, opts[k])
 		}
 	}
-	return []byte(b.String()), secrets
+	return b.Bytes(), secrets
 }
 
 // withWord adds w to the space-separated list if it is not in it.

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	_ "embed"
 	"strings"
 	"text/template"
@@ -54,7 +55,7 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 			d.FloatReplica = st.IP.Replica
 		}
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	header(&b, "#", "cyrus-"+s.Name+": Cyrus IMAP "+s.Name+", "+d.What+", Cyrus "+build.Name)
 	d.Header = strings.TrimSuffix(b.String(), "\n")
 	return d
@@ -69,9 +70,9 @@ func unit(l *layout.Layout, s *layout.Slot) []byte {
 }
 
 func execute(t *template.Template, d scriptData) []byte {
-	var b strings.Builder
+	var b bytes.Buffer
 	if err := t.Execute(&b, d); err != nil {
 		panic("render: " + t.Name() + " template: " + err.Error()) // the templates are fixed: a bug
 	}
-	return []byte(b.String())
+	return b.Bytes()
 }
