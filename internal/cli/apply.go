@@ -17,6 +17,7 @@ import (
 
 	"github.com/cyrplan/cyrplan/internal/apply"
 	"github.com/cyrplan/cyrplan/internal/health"
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -85,7 +86,7 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 			names = append(names, n)
 		}
 		var failed []string
-		parallel(names, f.parallelism, func(n string) {
+		parallel.Each(names, f.parallelism, func(n string) {
 			err := apply.Lock(ctx, fl.hosts[n], info, func(msg string) { fmt.Fprintln(g.stderr, "cyrplan: "+msg) })
 			lockMu.Lock()
 			defer lockMu.Unlock()
@@ -119,7 +120,7 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 		for _, h := range locked {
 			byName[h.Name()] = h
 		}
-		parallel(slices.Sorted(maps.Keys(byName)), f.parallelism, func(n string) {
+		parallel.Each(slices.Sorted(maps.Keys(byName)), f.parallelism, func(n string) {
 			if err := apply.Unlock(context.WithoutCancel(ctx), byName[n], info); err != nil {
 				lockMu.Lock()
 				defer lockMu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/state"
@@ -81,7 +82,7 @@ func (f *hostFlags) connect(ctx context.Context, l *layout.Layout, names []strin
 	}
 	identity := firstNonEmpty(f.identity, os.Getenv("CYRPLAN_IDENTITY"))
 	var mu sync.Mutex
-	parallel(names, f.parallelism, func(n string) {
+	parallel.Each(names, f.parallelism, func(n string) {
 		h := l.Hosts[n]
 		c, err := ssh.Dial(ctx, ssh.Config{Name: n, Address: h.Address, Port: h.SSHPort, User: h.SSHUser,
 			KnownHostsFile: known, IdentityFile: identity, ConnectTimeout: f.connectTimeout})
@@ -96,25 +97,6 @@ func (f *hostFlags) connect(ctx context.Context, l *layout.Layout, names []strin
 	return fl, nil
 }
 
-// parallel calls fn for every name, at most n at once.
-func parallel(names []string, n int, fn func(string)) {
-	if n < 1 {
-		n = 1
-	}
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for _, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(name)
-		}()
-	}
-	wg.Wait()
-}
-
 // observe reads every host of the fleet in parallel.
 func (f *hostFlags) observe(ctx context.Context, l *layout.Layout, t *render.Tree, fl *fleet) map[string]*state.Host {
 	out := map[string]*state.Host{}
@@ -124,8 +106,8 @@ func (f *hostFlags) observe(ctx context.Context, l *layout.Layout, t *render.Tre
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	parallel(names, f.parallelism, func(n string) {
-		o, err := state.Observe(ctx, fl.hosts[n], t.Hosts[n], prefixesOn(l, n))
+	parallel.Each(names, f.parallelism, func(n string) {
+		o, err := state.Observe(ctx, fl.hosts[n], t.Hosts[n], l.PrefixesOn(n))
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -134,20 +116,6 @@ func (f *hostFlags) observe(ctx context.Context, l *layout.Layout, t *render.Tre
 		}
 		out[n] = o
 	})
-	return out
-}
-
-// prefixesOn returns the build prefixes the slots of host run from.
-func prefixesOn(l *layout.Layout, host string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range l.SlotsOn(host) {
-		if p := l.BuildOf(s).Prefix; !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -74,7 +75,7 @@ func (g *globals) locate(ctx context.Context, f *hostFlags, l *layout.Layout, us
 		found []*located
 		errs  []string
 	)
-	parallel(l.StoreNames(), f.parallelism, func(name string) {
+	parallel.Each(l.StoreNames(), f.parallelism, func(name string) {
 		lv := store.Read(ctx, l, l.Stores[name], fl.hosts, fl.errs)
 		m, err := lv.Master()
 		if err != nil {

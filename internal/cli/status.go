@@ -15,6 +15,7 @@ import (
 
 	"github.com/cyrplan/cyrplan/internal/health"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -144,7 +145,7 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 	}
 	results := map[string]storeStatus{}
 	movedTo := map[string]string{}
-	parallel(stores, f.parallelism, func(name string) {
+	parallel.Each(stores, f.parallelism, func(name string) {
 		st := l.Stores[name]
 		lv := store.Read(ctx, l, st, fl.hosts, fl.errs)
 		ss := storeStatus{Store: name, Preferred: st.Master, Current: lv.Masters(), Replicas: lv.Replicas(), Cyrus: st.Build}

@@ -159,6 +159,17 @@ func (l *Layout) SlotsOn(host string) []string {
 	return names
 }
 
+// PrefixesOn returns the build prefixes the slots of host run from,
+// sorted, each once.
+func (l *Layout) PrefixesOn(host string) []string {
+	var out []string
+	for _, s := range l.SlotsOn(host) {
+		out = append(out, l.BuildOf(s).Prefix)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // BuildOf returns the build a slot runs: its store's, or the default.
 func (l *Layout) BuildOf(slot string) *Build {
 	if st := l.Stores[l.Slots[slot].Store]; st != nil {

@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cyrplan/cyrplan/internal/cli"
+	"github.com/cyrplan/cyrplan/internal/fleetgen"
+	"github.com/cyrplan/cyrplan/internal/fleetgen/populate"
+	"github.com/cyrplan/cyrplan/internal/testhosts"
+)
+
+// benchSecret is the replication password the benchmarks apply with.
+const benchSecret = "bench-repl-pw"
+
+// runCLI runs cyrplan in-process and fails b unless it exits with want.
+// It returns stdout.
+func runCLI(b *testing.B, want int, args ...string) string {
+	b.Helper()
+	var out, errb bytes.Buffer
+	if code := cli.Run(context.Background(), args, &out, &errb); code != want {
+		tail := out.String()
+		if len(tail) > 2000 {
+			tail = "..." + tail[len(tail)-2000:]
+		}
+		b.Fatalf("cyrplan %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, tail, errb.String())
+	}
+	return out.String()
+}
+
+// BenchmarkLocal runs the cyrplan commands in-process on generated
+// fleets of 100, 1,000 and 10,000 slots, hosts being directories
+// (--root): validate; render --out (written to disk); plan of hosts that
+// hold the applied layout (no change); and apply of the same (nothing
+// to apply: lock, read, plan, unlock). The hosts are filled by one real
+// cyrplan apply --root first, which is not timed.
+func BenchmarkLocal(b *testing.B) {
+	b.Setenv("CYRPLAN_SECRET_REPLICATION", benchSecret)
+	for _, sz := range fleetgen.Sizes {
+		b.Run(sz.Name, func(b *testing.B) {
+			dir := fleetgen.TempDir(b, sz.Hosts, sz.SlotsPerHost)
+			root := b.TempDir()
+			out := runCLI(b, 0, "apply", "--auto-approve", "--root", root, "--layout", dir)
+			if !strings.Contains(out, "Apply complete") {
+				b.Fatalf("first apply: %s", out)
+			}
+			b.Run("validate", func(b *testing.B) {
+				for b.Loop() {
+					runCLI(b, 0, "validate", "--layout", dir)
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
+			b.Run("render", func(b *testing.B) {
+				tree := filepath.Join(b.TempDir(), "tree")
+				for b.Loop() {
+					runCLI(b, 0, "render", "--layout", dir, "--out", tree)
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
+			b.Run("plan", func(b *testing.B) {
+				for b.Loop() {
+					out := runCLI(b, 0, "plan", "--detailed-exitcode", "--root", root, "--layout", dir)
+					if !strings.Contains(out, "No changes") {
+						b.Fatalf("plan: %s", out)
+					}
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
+			b.Run("apply-noop", func(b *testing.B) {
+				for b.Loop() {
+					out := runCLI(b, 0, "apply", "--auto-approve", "--root", root, "--layout", dir)
+					if !strings.Contains(out, "Nothing to apply") {
+						b.Fatalf("apply: %s", out)
+					}
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
+		})
+	}
+}
+
+// BenchmarkSSH plans fleets of 8, 16 and 32 simulated hosts (package
+// testhosts: network namespaces, a real OpenSSH sshd each) with 8 slots
+// each, all hosts holding the applied layout: "plan" is a no-change plan
+// (connect, read every managed file, directory, role and manifest over
+// SFTP, check the builds, compare), "apply-noop" the apply of it (the
+// same plus taking and releasing every host's lock).
+//
+// The hosts are filled first, untimed, by package populate: cyrplan's
+// own plan and apply code over SSH, except that no command runs, so no
+// slot is started. Starting 256 Cyrus masters (sequentially, each
+// waiting for its banner) would take minutes and measure Cyrus, and a
+// plan never asks whether a slot runs: it finds the same files either
+// way. The layout's builds point at the installed Cyrus, whose presence
+// plan checks on every host.
+func BenchmarkSSH(b *testing.B) {
+	testhosts.Require(b)
+	if _, err := os.Stat(cyrusMaster); err != nil {
+		if os.Getenv("CYRPLAN_E2E") == "1" {
+			b.Fatalf("CYRPLAN_E2E=1 but Cyrus is not installed (%v): apt-get install cyrus-imapd", err)
+		}
+		b.Skipf("Cyrus is not installed (%v): plan checks that each host has the layout's build; apt-get install cyrus-imapd", err)
+	}
+	b.Setenv("CYRPLAN_SECRET_REPLICATION", benchSecret)
+	for _, hosts := range []int{8, 16, 32} {
+		b.Run(fmt.Sprintf("%dhosts", hosts), func(b *testing.B) {
+			names := make([]string, hosts)
+			for i := range names {
+				names[i] = fmt.Sprintf("imap%d", i+1)
+			}
+			fl := testhosts.Up(b, names...)
+			o := fleetgen.Options{Hosts: hosts, SlotsPerHost: 8, Names: names, Prefix: "/usr/lib/cyrus", PinnedPrefix: "/usr/lib/cyrus"}
+			for _, n := range names {
+				o.Addresses = append(o.Addresses, fl.Host(n).Addr)
+			}
+			dir := b.TempDir()
+			if err := fleetgen.Write(dir, o); err != nil {
+				b.Fatal(err)
+			}
+			files, err := populate.Populate(context.Background(), populate.Config{Layout: dir, KnownHosts: fl.KnownHosts, Identity: fl.Identity})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if want := hosts * 8 * 5; files != want {
+				b.Fatalf("populate wrote %d files, want %d", files, want)
+			}
+			// The first host holds what apply writes, secret filled in.
+			data, err := os.ReadFile(filepath.Join(fl.Host(names[0]).Dir, "upper/etc/cyrus/slot101/imapd.conf"))
+			if err != nil || !bytes.Contains(data, []byte(benchSecret)) {
+				b.Fatalf("populate did not write slot101's imapd.conf with the secret: %v", err)
+			}
+			common := []string{"--layout", dir, "--known-hosts", fl.KnownHosts, "--identity", fl.Identity, "--parallelism", fmt.Sprint(hosts)}
+			b.Run("plan", func(b *testing.B) {
+				for b.Loop() {
+					out := runCLI(b, 0, append([]string{"plan", "--detailed-exitcode"}, common...)...)
+					if !strings.Contains(out, "No changes") {
+						b.Fatalf("plan: %s", out)
+					}
+				}
+				b.ReportMetric(float64(hosts*8), "slots")
+			})
+			b.Run("apply-noop", func(b *testing.B) {
+				for b.Loop() {
+					out := runCLI(b, 0, append([]string{"apply", "--auto-approve"}, common...)...)
+					if !strings.Contains(out, "Nothing to apply") {
+						b.Fatalf("apply: %s", out)
+					}
+				}
+				b.ReportMetric(float64(hosts*8), "slots")
+			})
+		})
+	}
+}

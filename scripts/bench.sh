@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# cyrplan's benchmarks (see BENCHMARKS.md):
+#   1. go test -bench over the packages with benchmarks: layout load
+#      (validate), render, plan, apply, and the CLI in-process with the
+#      local transport at 100, 1,000 and 10,000 slots and over real sshd
+#      at 8, 16 and 32 hosts (these need root, openssh-server and Cyrus,
+#      and skip otherwise);
+#   2. the cyrplan binary on generated fleets of 100, 1,000 and 10,000
+#      slots (--root hosts): wall time and peak resident memory of
+#      validate, render --out, the first apply, a no-change plan and a
+#      no-op apply, measured by "fleetgen measure" (ru_maxrss).
+#
+#   scripts/bench.sh [go|binary|all]     (default all)
+#
+# BENCHTIME (default 1x; e.g. 5x) and BENCH (default .) go to go test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-all}
+benchtime=${BENCHTIME:-1x}
+bench=${BENCH:-.}
+
+echo "== machine"
+echo "cores: $(nproc); kernel: $(uname -r); $(go version)"
+free -h | sed -n 1,2p
+echo "load: $(cat /proc/loadavg)"
+
+if [ "$what" = go ] || [ "$what" = all ]; then
+	echo "== go test -bench $bench -benchtime $benchtime"
+	go test -run '^$' -bench "$bench" -benchmem -benchtime="$benchtime" -timeout 60m \
+		./internal/layout ./internal/render ./internal/plan ./internal/apply ./internal/e2e
+fi
+
+if [ "$what" = binary ] || [ "$what" = all ]; then
+	work=$(mktemp -d /tmp/cyrplan-bench.XXXXXX)
+	trap 'rm -rf "$work"' EXIT
+	go build -o "$work/cyrplan" ./cmd/cyrplan
+	go build -o "$work/fleetgen" ./internal/fleetgen/cmd/fleetgen
+	export CYRPLAN_SECRET_REPLICATION=bench-repl-pw
+	measure() {
+		local label=$1
+		shift
+		"$work/fleetgen" measure -label "$label" -- "$work/cyrplan" "$@" >"$work/out" 2>"$work/err" || {
+			cat "$work/out" "$work/err" >&2
+			echo "bench: cyrplan $* failed" >&2
+			exit 1
+		}
+		grep '^measure:' "$work/err"
+	}
+	for size in 10x10 20x50 125x80; do
+		h=${size%x*} s=${size#*x}
+		dir=$work/$size
+		echo "== binary, $h hosts x $s slots = $((h * s)) slots"
+		"$work/fleetgen" layout -hosts "$h" -slots "$s" -out "$dir/layout" >/dev/null
+		measure "validate $((h * s))" validate --layout "$dir/layout"
+		measure "render --out $((h * s)) (new dir)" render --layout "$dir/layout" --out "$dir/tree"
+		measure "render --out $((h * s)) (again)" render --layout "$dir/layout" --out "$dir/tree"
+		measure "apply first $((h * s))" apply --auto-approve --root "$dir/root" --layout "$dir/layout"
+		measure "plan no-change $((h * s))" plan --detailed-exitcode --root "$dir/root" --layout "$dir/layout"
+		measure "apply no-op $((h * s))" apply --auto-approve --root "$dir/root" --layout "$dir/layout"
+		rm -rf "$dir"
+	done
+fi
