@@ -10,9 +10,9 @@ import (
 func TestEach(t *testing.T) {
 	for _, n := range []int{-1, 0, 1, 3, 100} {
 		var (
-			mu        sync.Mutex
-			seen      []string
-			running   atomic.Int32
+			mu         sync.Mutex
+			seen       []string
+			running    atomic.Int32
 			mostAtOnce atomic.Int32
 		)
 		names := []string{"a", "b", "c", "d", "e", "f", "g"}
