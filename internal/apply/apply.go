@@ -338,6 +338,17 @@ func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.
 // The first failure stops them: a slot that fails its health check is
 // rolled back first.
 func (a *applier) actions(ctx context.Context) {
+	// The actions that ran are no longer pending: one manifest write per
+	// host at the end (after a crash in between, the next plan runs some
+	// of them again, which is harmless; none is ever lost).
+	done := map[string][]string{}
+	defer func() {
+		for _, host := range slices.Sorted(maps.Keys(done)) {
+			if err := donePending(context.WithoutCancel(ctx), a.hosts[host], done[host]); err != nil {
+				a.fail(host, err)
+			}
+		}
+	}()
 	for _, act := range a.p.Actions {
 		if act.Verb == plan.Stop {
 			continue // done in the file phase
@@ -353,9 +364,7 @@ func (a *applier) actions(ctx context.Context) {
 		h := a.hosts[act.Host]
 		err := a.run(ctx, h, act)
 		if err == nil {
-			if err := donePending(context.WithoutCancel(ctx), h, act.Slot); err != nil {
-				a.fail(act.Host, err)
-			}
+			done[act.Host] = append(done[act.Host], act.Slot)
 			continue
 		}
 		key := act.Host + "/" + act.Slot
@@ -368,13 +377,16 @@ func (a *applier) actions(ctx context.Context) {
 	}
 }
 
-// donePending removes slot's pending action from h's manifest: it ran.
-func donePending(ctx context.Context, h transport.Host, slot string) error {
+// donePending removes the pending actions of slots from h's manifest:
+// they ran.
+func donePending(ctx context.Context, h transport.Host, slots []string) error {
 	m, err := state.ReadManifest(ctx, h)
-	if err != nil || m == nil || m.Pending[slot] == "" {
+	if err != nil || m == nil || len(m.Pending) == 0 {
 		return err
 	}
-	delete(m.Pending, slot)
+	for _, s := range slots {
+		delete(m.Pending, s)
+	}
 	if len(m.Pending) == 0 {
 		m.Pending = nil
 	}

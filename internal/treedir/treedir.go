@@ -28,6 +28,11 @@ func Write(dir string, t *render.Tree) error {
 		for _, f := range t.Hosts[h].Files {
 			p := filepath.Join(dir, h, filepath.FromSlash(f.Path))
 			want[p] = true
+			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() == f.Mode.Perm() {
+				if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.Content) {
+					continue // already there: re-rendering into a directory is cheap
+				}
+			}
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				return err
 			}
