@@ -23,6 +23,7 @@ func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
 		return strings.Join(append([]string{build.Prefix + "/bin/" + tool, "-C", p.IMAPDConf}, args...), " ")
 	}
 	var b bytes.Buffer
+	b.Grow(1536)
 	what := fmt.Sprintf("cyrus.conf of %s as a spare slot (Cyrus %s, %s)", s.Name, build.Name, build.Prefix)
 	if st != nil {
 		what = fmt.Sprintf("cyrus.conf of %s as %s of store %s (Cyrus %s, %s)", s.Name, role, st.Name, build.Name, build.Prefix)

@@ -16,6 +16,7 @@ func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
 	p := PathsOf(s)
 	build := l.BuildOf(s.Name)
 	var b bytes.Buffer
+	b.Grow(2048)
 	what := fmt.Sprintf("imapd.conf of %s (spare slot, Cyrus %s)", s.Name, build.Name)
 	if s.Store != "" {
 		what = fmt.Sprintf("imapd.conf of %s (store %s, Cyrus %s)", s.Name, s.Store, build.Name)

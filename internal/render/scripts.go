@@ -62,15 +62,18 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 }
 
 func initScript(l *layout.Layout, s *layout.Slot) []byte {
-	return execute(initTmpl, dataOf(l, s))
+	return execute(initTmpl, dataOf(l, s), 6<<10)
 }
 
 func unit(l *layout.Layout, s *layout.Slot) []byte {
-	return execute(unitTmpl, dataOf(l, s))
+	return execute(unitTmpl, dataOf(l, s), 1<<10)
 }
 
-func execute(t *template.Template, d scriptData) []byte {
+// execute runs t into a buffer of about size bytes (a file grown from
+// nothing is copied several times over).
+func execute(t *template.Template, d scriptData, size int) []byte {
 	var b bytes.Buffer
+	b.Grow(size)
 	if err := t.Execute(&b, d); err != nil {
 		panic("render: " + t.Name() + " template: " + err.Error()) // the templates are fixed: a bug
 	}
