@@ -27,22 +27,29 @@ import (
 // relative to its root.
 const CommandLog = ".cyrplan-test/commands.log"
 
-// Server is an SSH server on 127.0.0.1 for tests. It accepts one client
-// key, serves a directory over SFTP as if it were "/" and, by default,
-// only logs the commands it is asked to run.
+// Server is an SSH server on a loopback address (127.0.0.1 unless
+// WithListenAddr says otherwise) for tests. It accepts one client key,
+// serves a directory over SFTP as if it were "/" and, by default, only
+// logs the commands it is asked to run.
 type Server struct {
 	Addr          string          // host:port
 	Port          int             // the port of Addr
 	HostKey       gossh.PublicKey // the server's ed25519 host key
-	ClientKeyFile string          // the unencrypted private key the server accepts
+	ClientKeyFile string          // the unencrypted private key the server accepts; "" with WithClientKey
 	Root          string          // the directory served as "/"
 
-	t     testing.TB
+	t          testing.TB // nil for a server made by Start
+	root       *os.Root
+	exec       ExecFunc
+	listenAddr string // host or host:port to listen on
+	hostSigner gossh.Signer
+	clientKey  gossh.PublicKey
+	mu         sync.Mutex // guards codes and the command log
+	codes      []exitCode
+
+	srvMu sync.Mutex // guards srv and l
 	srv   *gliderssh.Server
-	root  *os.Root
-	exec  ExecFunc
-	mu    sync.Mutex // guards codes and the command log
-	codes []exitCode
+	l     net.Listener // nil while stopped
 }
 
 // An ExecFunc runs cmd for a session and returns its exit status. ctx
@@ -55,6 +62,21 @@ type Option func(*Server)
 // WithExec makes the server run each command with f, after logging it.
 func WithExec(f ExecFunc) Option {
 	return func(s *Server) { s.exec = f }
+}
+
+// WithListenAddr makes the server listen on addr, an IP address (the
+// port is then chosen by the system) or host:port, instead of
+// 127.0.0.1. Any address of 127.0.0.0/8 is a loopback address on Linux,
+// so tests can give each simulated host an address of its own.
+func WithListenAddr(addr string) Option {
+	return func(s *Server) { s.listenAddr = addr }
+}
+
+// WithClientKey makes the server accept the client key pub (of which
+// the caller has the private key) instead of a key of its own making.
+// ClientKeyFile is then empty.
+func WithClientKey(pub gossh.PublicKey) Option {
+	return func(s *Server) { s.clientKey, s.ClientKeyFile = pub, "" }
 }
 
 // WithShell makes the server run each command with /bin/sh -c, in its
@@ -89,44 +111,101 @@ type exitCode struct {
 // and stops it when the test ends.
 func NewServer(t testing.TB, root string, opts ...Option) *Server {
 	t.Helper()
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenRoot(root)
+	clientKey, clientFile := NewKeyFile(t)
+	opts = append([]Option{func(s *Server) { s.clientKey, s.ClientKeyFile = clientKey, clientFile }}, opts...)
+	s, err := Start(root, opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	s.t = t
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a server for the directory root, created if missing,
+// for callers without a testing.TB (a testscript command): it needs
+// WithClientKey, and the caller calls Close.
+func Start(root string, opts ...Option) (*Server, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
 	}
 	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	hostSigner, err := gossh.NewSignerFromKey(hostPriv)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	clientKey, clientFile := NewKeyFile(t)
-
-	s := &Server{HostKey: hostSigner.PublicKey(), ClientKeyFile: clientFile, Root: root, t: t, root: r}
+	s := &Server{HostKey: hostSigner.PublicKey(), Root: root, hostSigner: hostSigner, listenAddr: "127.0.0.1"}
 	for _, o := range opts {
 		o(s)
 	}
-	s.srv = &gliderssh.Server{
-		HostSigners: []gliderssh.Signer{hostSigner},
+	if s.clientKey == nil {
+		return nil, errors.New("transporttest: no client key: use WithClientKey")
+	}
+	addr := s.listenAddr
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "0")
+	}
+	if s.root, err = os.OpenRoot(root); err != nil {
+		return nil, err
+	}
+	if err := s.listen(addr); err != nil {
+		s.root.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// listen serves SSH on addr with a new gliderssh server and sets Addr
+// and Port.
+func (s *Server) listen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &gliderssh.Server{
+		HostSigners: []gliderssh.Signer{s.hostSigner},
 		Handler:     s.handleExec,
 		PublicKeyHandler: func(_ gliderssh.Context, key gliderssh.PublicKey) bool {
-			return gliderssh.KeysEqual(key, clientKey)
+			return gliderssh.KeysEqual(key, s.clientKey)
 		},
 		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{"sftp": s.handleSFTP},
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s.srvMu.Lock()
+	s.srv, s.l = srv, l
+	s.srvMu.Unlock()
 	s.Addr = l.Addr().String()
 	s.Port = l.Addr().(*net.TCPAddr).Port
-	go s.srv.Serve(l)
-	t.Cleanup(s.Close)
-	return s
+	go srv.Serve(l)
+	return nil
+}
+
+// Stop takes the server off the network, as if its host went down:
+// the listener and every connection are closed, and connecting is
+// refused until Restart.
+func (s *Server) Stop() {
+	s.srvMu.Lock()
+	defer s.srvMu.Unlock()
+	if s.l == nil {
+		return
+	}
+	s.srv.Close()
+	s.l.Close() // Serve may not have registered it yet
+	s.l = nil
+}
+
+// Restart brings a stopped server back on the same address and port,
+// with the same host key, client key, root and exit codes.
+func (s *Server) Restart() error {
+	s.srvMu.Lock()
+	running := s.l != nil
+	s.srvMu.Unlock()
+	if running {
+		return nil
+	}
+	return s.listen(s.Addr)
 }
 
 // NewKeyFile writes a new unencrypted ed25519 private key to a file in
@@ -152,9 +231,10 @@ func NewKeyFile(t testing.TB) (gossh.PublicKey, string) {
 	return sshPub, file
 }
 
-// Close stops the server. NewServer arranges for it to be called.
+// Close stops the server for good. NewServer arranges for it to be
+// called.
 func (s *Server) Close() {
-	s.srv.Close()
+	s.Stop()
 	s.root.Close()
 }
 
@@ -165,7 +245,8 @@ func (s *Server) KnownHostsLine(host string) string {
 }
 
 // WriteKnownHosts appends KnownHostsLine(host) to the file path, so that
-// the servers of one test can share a file.
+// the servers of one test can share a file. Only for servers made by
+// NewServer: it fails the test on error.
 func (s *Server) WriteKnownHosts(path, host string) {
 	s.t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -189,6 +270,7 @@ func (s *Server) SetExitCode(substr string, code int) {
 }
 
 // Commands returns the commands run so far, one per line of CommandLog.
+// Only for servers made by NewServer: it fails the test on error.
 func (s *Server) Commands() []string {
 	s.t.Helper()
 	s.mu.Lock()
