@@ -28,6 +28,7 @@ func newApplyCommand(g *globals) *cobra.Command {
 		f           hostFlags
 		autoApprove bool
 		allowDirty  bool
+		health      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [FILE | --auto-approve]",
@@ -66,16 +67,17 @@ hosts changed, something failed: run apply again once it is fixed).`,
 				}
 				f.targets, f.excludes = saved.Targets, saved.Excludes
 			}
-			return g.apply(cmd.Context(), &f, saved, allowDirty)
+			return g.apply(cmd.Context(), &f, saved, allowDirty, health)
 		},
 	}
 	f.add(cmd.Flags())
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "plan and apply without a saved plan")
 	cmd.Flags().BoolVar(&allowDirty, "allow-dirty", false, "apply although the layout has uncommitted changes")
+	cmd.Flags().DurationVar(&health, "health-timeout", 30*time.Second, "how long a slot may take to greet with its banner after a start, reload or restart")
 	return cmd
 }
 
-func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, allowDirty bool) error {
+func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, allowDirty bool, healthTimeout time.Duration) error {
 	id := newApplyID(time.Now())
 	info := apply.NewLockInfo(id, time.Now())
 	var locked []transport.Host
@@ -136,16 +138,10 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 	} else {
 		p.WriteText(g.stdout)
 	}
-	var blocking []string
-	for _, pr := range p.Problems {
-		if !strings.Contains(pr, ": could not be read") && !hostProblem(p, pr) {
-			blocking = append(blocking, pr)
-		}
+	if len(p.Problems) > 0 {
+		return fmt.Errorf("refusing to apply a plan with problems:\n  %s", strings.Join(p.Problems, "\n  "))
 	}
-	if len(blocking) > 0 {
-		return fmt.Errorf("refusing to apply a plan with problems:\n  %s", strings.Join(blocking, "\n  "))
-	}
-	if !p.HasChanges() && len(p.Problems) == 0 {
+	if !p.HasChanges() && len(p.Unreachable()) == 0 {
 		fmt.Fprintln(g.stdout, "Nothing to apply.")
 		return nil
 	}
@@ -161,7 +157,7 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 	commit, dirty := p.Commit, p.Dirty
 	res := apply.Execute(ctx, p, pl.tree, pl.fleet.hosts, apply.Options{
 		ApplyID: id, Commit: commit, Dirty: dirty, Secrets: values, Log: g.stdout,
-		Parallelism: f.parallelism, Health: healthCheck,
+		Parallelism: f.parallelism, Health: healthCheck, HealthTimeout: healthTimeout,
 	})
 	for h, err := range pl.fleet.errs {
 		if res.Failed == nil {
@@ -170,17 +166,6 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 		res.Failed[h] = err
 	}
 	return applyResult(g, res)
-}
-
-// hostProblem reports whether pr is about a host that could not be
-// read: that host fails alone, the others are applied.
-func hostProblem(p *plan.Plan, pr string) bool {
-	for _, h := range p.Hosts {
-		if h.Error != "" && strings.HasPrefix(pr, h.Host+": ") {
-			return true
-		}
-	}
-	return false
 }
 
 func applyResult(g *globals, res *apply.Result) error {

@@ -70,6 +70,9 @@ changed build or listen address, stop a removed slot (its mail is kept).`,
 			if len(p.Problems) > 0 {
 				return &exitError{code: exitFailure, err: fmt.Errorf("the plan has %d %s", len(p.Problems), plural(len(p.Problems), "problem", "problems"))}
 			}
+			if down := len(p.Unreachable()); down > 0 {
+				return &exitError{code: exitFailure, err: fmt.Errorf("%d %s could not be read", down, plural(down, "host", "hosts"))}
+			}
 			if detailed && p.HasChanges() {
 				return exitCode(exitChanges)
 			}

@@ -148,6 +148,12 @@ func (p *Plan) markdown(kind, title string, details bool, maxRows int, artifact 
 }
 
 func (p *Plan) markdownProblems(b *strings.Builder) {
+	if down := p.Unreachable(); len(down) > 0 {
+		b.WriteString("\n:warning: **Hosts that could not be read** (nothing is planned for them):\n\n")
+		for _, h := range down {
+			fmt.Fprintf(b, "- %s\n", h.Error)
+		}
+	}
 	if len(p.Problems) == 0 {
 		return
 	}

@@ -60,8 +60,9 @@ type Plan struct {
 	// Actions run in this order: stops, then store by store (replicas
 	// before the master), then spare slots.
 	Actions []*ServiceAction `json:"actions"`
-	// Problems block the apply: a pinned build missing on a host, a
-	// host that could not be read.
+	// Problems block the apply: a pinned build missing on a host. A host
+	// that could not be read is not one: it has an Error, and apply
+	// changes the others.
 	Problems []string `json:"problems,omitempty"`
 	Summary  Summary  `json:"summary"`
 }
@@ -80,7 +81,7 @@ type Host struct {
 	// Slots are the slots of this host the plan covers, with the role
 	// each runs in; the manifest written by apply lists them.
 	Slots map[string]layout.Role `json:"slots"`
-	Error string                 `json:"error,omitempty"` // the host could not be read
+	Error string                 `json:"error,omitempty"` // why the host could not be read (it names the host)
 }
 
 // FileChange is one file to create, update or delete.
@@ -147,6 +148,17 @@ type Summary struct {
 	Unreachable, HostsChanged int
 }
 
+// Unreachable returns the hosts that could not be read.
+func (p *Plan) Unreachable() []*Host {
+	var out []*Host
+	for _, h := range p.Hosts {
+		if h.Error != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // HasChanges reports whether applying the plan would change anything.
 func (p *Plan) HasChanges() bool {
 	for _, h := range p.Hosts {
@@ -190,11 +202,10 @@ func Build(in Input) *Plan {
 		p.Hosts = append(p.Hosts, hp)
 		obs := in.Observed[hn]
 		if obs == nil {
-			hp.Error = "could not be read"
+			hp.Error = hn + ": could not be read"
 			if err := in.Errors[hn]; err != nil {
 				hp.Error = err.Error()
 			}
-			p.Problems = append(p.Problems, fmt.Sprintf("%s: %s", hn, hp.Error))
 			p.Summary.Unreachable++
 			continue
 		}

@@ -94,6 +94,12 @@ func (p *Plan) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  %2d. %-7s %s on %s, as %s: %s\n", i+1, a.Verb, who, a.Host, a.Role, a.Reason)
 		}
 	}
+	if down := p.Unreachable(); len(down) > 0 {
+		fmt.Fprintln(w, "\nHosts that could not be read (nothing is planned for them; apply changes the others):")
+		for _, h := range down {
+			fmt.Fprintf(w, "  %s\n", h.Error)
+		}
+	}
 	if len(p.Problems) > 0 {
 		fmt.Fprintln(w, "\nProblems (apply refuses this plan until they are fixed):")
 		for _, pr := range p.Problems {
