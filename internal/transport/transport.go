@@ -7,6 +7,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"strconv"
@@ -82,6 +83,22 @@ type Host interface {
 
 	// Close releases the connection. The Host is unusable afterwards.
 	Close() error
+}
+
+// OpError is the error of operation op (read, stat, ...) on path p of the
+// host described by where ("imap6 (10.0.0.6:22)"; "" when the caller
+// names the host). It keeps what errors.Is needs (fs.ErrNotExist,
+// fs.ErrExist) and drops the *fs.PathError around err: the path it holds
+// is the transport's own (relative to a host directory, say), and the
+// message names p instead.
+func OpError(where, op, p string, err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		err = pe.Err
+	}
+	if where == "" {
+		return fmt.Errorf("%s %s: %w", op, p, err)
+	}
+	return fmt.Errorf("%s: %s %s: %w", where, op, p, err)
 }
 
 // Quote quotes s as one word for /bin/sh.

@@ -187,7 +187,7 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 		return h.fail("rename", newpath, err)
 	}
 	if err := r.Rename(oldrel, newrel); err != nil {
-		return fmt.Errorf("%s: rename %s to %s: %w", h.where, oldpath, newpath, unwrapPath(err))
+		return transport.OpError(h.where, "rename", oldpath+" to "+newpath, err)
 	}
 	return nil
 }
@@ -276,14 +276,5 @@ func syncDir(r *os.Root, dir string) error {
 // fail wraps err from operation op on the host path p, keeping what
 // errors.Is needs (fs.ErrNotExist, fs.ErrExist) and naming the host.
 func (h *Host) fail(op, p string, err error) error {
-	return fmt.Errorf("%s: %s %s: %w", h.where, op, p, unwrapPath(err))
-}
-
-// unwrapPath drops the *fs.PathError around err: its path is relative to
-// the host directory, and the caller names the host path instead.
-func unwrapPath(err error) error {
-	if pe, ok := err.(*fs.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return transport.OpError(h.where, op, p, err)
 }

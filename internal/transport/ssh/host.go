@@ -194,7 +194,7 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 		err = h.rename(oldpath, newpath)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: rename %s to %s: %w", h.where, oldpath, newpath, unwrapPath(err))
+		return transport.OpError(h.where, "rename", oldpath+" to "+newpath, err)
 	}
 	return nil
 }
@@ -274,14 +274,5 @@ func check(ctx context.Context, p string) error {
 // fail wraps err from operation op on p, keeping what errors.Is needs
 // (fs.ErrNotExist, fs.ErrExist) and naming the host.
 func (h *Host) fail(op, p string, err error) error {
-	return fmt.Errorf("%s: %s %s: %w", h.where, op, p, unwrapPath(err))
-}
-
-// unwrapPath drops an *fs.PathError around err: the caller names the
-// operation and path itself.
-func unwrapPath(err error) error {
-	if pe, ok := err.(*fs.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return transport.OpError(h.where, op, p, err)
 }

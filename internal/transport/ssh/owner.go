@@ -57,7 +57,7 @@ func (h *Host) lookupOwner(owner transport.Owner) (uid, gid int, err error) {
 func (h *Host) readIDs(file string) (map[string]int, error) {
 	f, err := h.sftp.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, unwrapPath(err))
+		return nil, transport.OpError("", "read", file, err)
 	}
 	defer f.Close()
 	var buf bytes.Buffer
