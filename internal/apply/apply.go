@@ -88,7 +88,9 @@ type backup struct {
 
 // Execute applies p. Hosts must hold a connected transport for every
 // host of the plan that has no error; the caller holds their locks.
-// Cancelling ctx (SIGINT) finishes the file in flight and stops.
+// Cancelling ctx (SIGINT) stops it: the hosts whose files are being
+// written are finished (files and manifest, so that every host stays
+// consistent), no other host is begun, and no further action runs.
 func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[string]transport.Host, opts Options) *Result {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -113,18 +115,27 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 		if hp.Error != "" || (len(hp.Files) == 0 && len(hp.Dirs) == 0 && len(hp.Roles) == 0 && len(stops[hp.Host]) == 0 && !a.manifestStale(hp)) {
 			continue
 		}
-		wg.Add(1)
 		sem <- struct{}{}
+		// Interrupted (SIGINT): hosts begun are finished, files and
+		// manifest, so that each host stays consistent; no other begins.
+		if err := ctx.Err(); err != nil {
+			<-sem
+			a.res.Stopped = fmt.Errorf("interrupted before %s was written: %w", hp.Host, err)
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := a.host(ctx, hp, stops[hp.Host]); err != nil {
+			if err := a.host(context.WithoutCancel(ctx), hp, stops[hp.Host]); err != nil {
 				a.fail(hp.Host, err)
 			}
 		}()
 	}
 	wg.Wait()
-	a.actions(ctx)
+	if a.res.Stopped == nil {
+		a.actions(ctx)
+	}
 	return a.res
 }
 
@@ -178,38 +189,29 @@ func (a *applier) failed(host string) bool {
 // directories, files, roles, and last the manifest.
 func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.ServiceAction) error {
 	h := a.hosts[hp.Host]
-	// The file in flight finishes even if ctx is cancelled: every
-	// write uses work, and ctx is only checked between steps.
-	work := context.WithoutCancel(ctx)
 	rendered := map[string]*render.File{}
 	for i := range a.tree.Hosts[hp.Host].Files {
 		f := &a.tree.Hosts[hp.Host].Files[i]
 		rendered[f.Path] = f
 	}
 	for _, act := range stops {
-		if err := a.run(work, h, act); err != nil {
+		if err := a.run(ctx, h, act); err != nil {
 			return err
 		}
 	}
 	for _, d := range hp.Dirs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := h.MkdirAll(work, d.Path, d.Mode, transport.Owner{User: d.Owner, Group: d.Group}); err != nil {
+		if err := h.MkdirAll(ctx, d.Path, d.Mode, transport.Owner{User: d.Owner, Group: d.Group}); err != nil {
 			return err
 		}
 		a.changed(hp.Host)
 	}
 	if len(hp.Files) > 0 {
-		if err := h.MkdirAll(work, state.BackupDir+"/"+a.opts.ApplyID, 0o700, transport.Owner{}); err != nil {
+		if err := h.MkdirAll(ctx, state.BackupDir+"/"+a.opts.ApplyID, 0o700, transport.Owner{}); err != nil {
 			return err
 		}
 	}
 	for _, fc := range hp.Files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := a.backup(work, h, fc, rendered[fc.Path]); err != nil {
+		if err := a.backup(ctx, h, fc, rendered[fc.Path]); err != nil {
 			return err
 		}
 		switch fc.Action {
@@ -218,14 +220,14 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 			if err != nil {
 				return err
 			}
-			if err := h.MkdirAll(work, parent(fc.Path), 0o755, transport.Owner{}); err != nil {
+			if err := h.MkdirAll(ctx, parent(fc.Path), 0o755, transport.Owner{}); err != nil {
 				return err
 			}
-			if err := h.WriteFile(work, fc.Path, content, fc.Mode, transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
+			if err := h.WriteFile(ctx, fc.Path, content, fc.Mode, transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
 				return err
 			}
 		case plan.Delete:
-			if err := h.Remove(work, fc.Path); err != nil {
+			if err := h.Remove(ctx, fc.Path); err != nil {
 				return err
 			}
 		}
@@ -233,7 +235,7 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 		a.logf("%s: %s %s", hp.Host, symbol(fc.Action), fc.Path)
 	}
 	for _, r := range hp.Roles {
-		if err := state.WriteRole(work, h, r.Slot, r.Role); err != nil {
+		if err := state.WriteRole(ctx, h, r.Slot, r.Role); err != nil {
 			return err
 		}
 		a.changed(hp.Host)
@@ -246,7 +248,7 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 			pending[act.Slot] = string(act.Verb)
 		}
 	}
-	return a.writeManifest(work, h, hp, rendered, nil, pending)
+	return a.writeManifest(ctx, h, hp, rendered, nil, pending)
 }
 
 // backup keeps what is at fc.Path before it is replaced or removed, on

@@ -169,19 +169,16 @@ func (g *globals) apply(ctx context.Context, f *hostFlags, saved *plan.Plan, all
 }
 
 func applyResult(g *globals, res *apply.Result) error {
-	switch {
-	case res.Err() == nil && res.Stopped == nil:
+	if res.Err() == nil && res.Stopped == nil {
 		fmt.Fprintf(g.stdout, "\nApply complete: %d %s changed.\n", len(res.Changed), plural(len(res.Changed), "host", "hosts"))
 		return nil
-	case len(res.Changed) == 0:
-		return &exitError{code: exitFailure, err: fmt.Errorf("apply failed before changing anything:\n%v", indent(res.Err()))}
 	}
-	msg := fmt.Sprintf("apply partly done: %d %s changed (%s), and:\n%v", len(res.Changed), plural(len(res.Changed), "host", "hosts"),
-		strings.Join(res.Changed, ", "), indent(res.Err()))
-	if res.Stopped != nil {
-		msg += "\n  " + res.Stopped.Error()
+	why := errors.Join(res.Err(), res.Stopped)
+	if len(res.Changed) == 0 {
+		return &exitError{code: exitFailure, err: fmt.Errorf("apply failed before changing anything:\n%v", indent(why))}
 	}
-	return &exitError{code: exitPartial, err: errors.New(msg + "\nFix the cause and run apply again: it converges.")}
+	return &exitError{code: exitPartial, err: fmt.Errorf("apply partly done: %d %s changed (%s), and:\n%v\nFix the cause and run apply again: it converges.",
+		len(res.Changed), plural(len(res.Changed), "host", "hosts"), strings.Join(res.Changed, ", "), indent(why))}
 }
 
 func indent(err error) string {
