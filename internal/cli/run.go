@@ -32,8 +32,10 @@ its replica with -r; or the slot named), its host and its build, and runs
 <prefix>/bin/TOOL -C <the slot's imapd.conf> ARGS there over SSH,
 streaming the tool's output. It exits with the tool's exit status.
 TOOL must be a Cyrus tool of that build: a bare name, not a path.
-With --user, the store is the one that holds the user's mailbox.`,
-		Example: `  cyrplan run -r store23 -- cyr_dbtool /mnt/meta8/conf/mailboxes.db twoskip show user.brong.
+In ARGS, {conf} stands for the slot's configdirectory and {meta} and
+{data} for its partitions. With --user, the store is the one that holds
+the user's mailbox.`,
+		Example: `  cyrplan run -r store23 -- cyr_dbtool {conf}/mailboxes.db twoskip show user.brong.
   cyrplan run store23 -- mbpath user/brong
   cyrplan run --user brong -- quota user/brong`,
 		Args: cobra.MinimumNArgs(1),
@@ -154,11 +156,16 @@ func (g *globals) runTool(ctx context.Context, f *hostFlags, l *layout.Layout, n
 	} else if err != nil {
 		return 0, err
 	}
+	// The slot's own paths, so that nobody types them: {conf} is its
+	// configdirectory, {meta} and {data} its partitions.
+	paths := strings.NewReplacer("{conf}", render.PathsOf(s).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
+	shown := []string{bin}
 	words := []string{transport.Quote(bin), "-C", transport.Quote(render.PathsOf(s).IMAPDConf)}
 	for _, a := range args {
-		words = append(words, transport.Quote(a))
+		shown = append(shown, paths.Replace(a))
+		words = append(words, transport.Quote(paths.Replace(a)))
 	}
-	fmt.Fprintf(g.stderr, "cyrplan: %s on %s (%s): %s\n", slot, s.Host, roleOf(l, slot, role, name), strings.Join(append([]string{bin}, args...), " "))
+	fmt.Fprintf(g.stderr, "cyrplan: %s on %s (%s): %s\n", slot, s.Host, roleOf(l, slot, role, name), strings.Join(shown, " "))
 	err = h.Run(ctx, strings.Join(words, " "), nil, g.stdout, g.stderr)
 	if errors.As(err, &ee) {
 		return ee.Code, nil
