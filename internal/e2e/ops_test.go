@@ -77,6 +77,12 @@ func TestFleetOperations(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "slot608 on imap6") || !strings.Contains(out, "/mnt/data8/spool") {
 		t.Errorf("run -r: exit %d\n%s%s", code, out, errOut)
 	}
+	// The seed's "cyr -r store23 dbtool show user.brong.": the replica's
+	// mailboxes.db, found through {conf}, holds brong's mailbox.
+	out, errOut, code = w.cyrplan("run", "-r", "store23", "--", "cyr_dbtool", "{conf}/mailboxes.db", "twoskip", "show")
+	if code != 0 || !strings.Contains(errOut, "/mnt/meta8/conf/mailboxes.db") || !strings.Contains(out, "brong") {
+		t.Errorf("run -r cyr_dbtool: exit %d\n%s%s", code, out, errOut)
+	}
 	// A tool that is a path, or not a Cyrus tool, is refused.
 	if _, errOut, code := w.cyrplan("run", "store23", "--", "/bin/sh", "-c", "id"); code != 1 || !strings.Contains(errOut, "not a Cyrus tool name") {
 		t.Errorf("run /bin/sh: exit %d %s", code, errOut)
