@@ -1,8 +1,10 @@
-// Package apply executes a plan over transports: it writes each host's
-// files atomically, keeping the previous versions, records what it wrote
-// in the host's manifest, and then starts, reloads, restarts or stops
-// slots store by store, checking each slot's IMAP banner and rolling a
-// slot back to its previous files when the check fails.
+// Package apply executes a plan over transports, exactly as the plan
+// says and nothing else: on each host that needs work it records the
+// plan's actions as pending, stops the slots that left the layout,
+// writes directories and files atomically (keeping the previous
+// versions), records roles and the plan's manifest; then it runs the
+// service actions in the plan's order, checking each slot's IMAP banner
+// and rolling a slot back to its previous files when the check fails.
 package apply
 
 import (
@@ -14,10 +16,11 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
@@ -28,8 +31,6 @@ import (
 // Options control an apply.
 type Options struct {
 	ApplyID     string
-	Commit      string
-	Dirty       bool
 	Secrets     secret.Values
 	Log         io.Writer // progress, one line per step
 	Parallelism int       // hosts written at once
@@ -47,21 +48,13 @@ type Result struct {
 	Stopped error            // why the actions stopped early, if they did
 }
 
-// Partial reports whether some hosts changed while something failed.
-func (r *Result) Partial() bool { return len(r.Changed) > 0 && r.Failed != nil }
-
 // Err is every failure in one error, nil if none.
 func (r *Result) Err() error {
 	if len(r.Failed) == 0 {
 		return nil
 	}
-	keys := make([]string, 0, len(r.Failed))
-	for k := range r.Failed {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var errs []error
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.Failed)) {
 		errs = append(errs, r.Failed[k])
 	}
 	return errors.Join(errs...)
@@ -76,6 +69,7 @@ type applier struct {
 	mu      sync.Mutex
 	res     *Result
 	backups map[string]map[string]backup // host -> path -> what was there
+	written map[string]*state.Manifest   // host -> the manifest this apply wrote
 }
 
 // backup is a file as it was before the apply touched it.
@@ -83,11 +77,10 @@ type backup struct {
 	existed bool
 	content []byte
 	mode    fs.FileMode
-	hash    string // redacted hash, as in the manifest
 }
 
-// Execute applies p. Hosts must hold a connected transport for every
-// host of the plan that has no error; the caller holds their locks.
+// Execute applies p. hosts must hold a connected transport for every
+// host of the plan that needs work; the caller holds their locks.
 // Cancelling ctx (SIGINT) stops it: the hosts whose files are being
 // written are finished (files and manifest, so that every host stays
 // consistent), no other host is begun, and no further action runs.
@@ -101,18 +94,17 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 	if opts.HealthTimeout == 0 {
 		opts.HealthTimeout = 30 * time.Second
 	}
-	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{}, backups: map[string]map[string]backup{}}
+	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{},
+		backups: map[string]map[string]backup{}, written: map[string]*state.Manifest{}}
 
-	stops := map[string][]*plan.ServiceAction{}
-	for _, act := range p.Actions {
-		if act.Verb == plan.Stop {
-			stops[act.Host] = append(stops[act.Host], act)
-		}
-	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, opts.Parallelism)
 	for _, hp := range p.Hosts {
-		if hp.Error != "" || (len(hp.Files) == 0 && len(hp.Dirs) == 0 && len(hp.Roles) == 0 && len(stops[hp.Host]) == 0 && !a.manifestStale(hp)) {
+		if !hp.Read || !hp.NeedsWork {
+			continue
+		}
+		if hosts[hp.Host] == nil {
+			a.fail(hp.Host, fmt.Errorf("%s: not connected", hp.Host))
 			continue
 		}
 		sem <- struct{}{}
@@ -127,7 +119,7 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := a.host(context.WithoutCancel(ctx), hp, stops[hp.Host]); err != nil {
+			if err := a.host(context.WithoutCancel(ctx), hp); err != nil {
 				a.fail(hp.Host, err)
 			}
 		}()
@@ -137,12 +129,6 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 		a.actions(ctx)
 	}
 	return a.res
-}
-
-// manifestStale: nothing to change, but the manifest does not record
-// this plan's slots yet (a host that matched before its first apply).
-func (a *applier) manifestStale(hp *plan.Host) bool {
-	return hp.ManifestApplyID == "" && len(hp.Slots) > 0
 }
 
 func (a *applier) logf(format string, args ...any) {
@@ -169,13 +155,10 @@ func (a *applier) fail(key string, err error) {
 func (a *applier) changed(host string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, h := range a.res.Changed {
-		if h == host {
-			return
-		}
+	if !slices.Contains(a.res.Changed, host) {
+		a.res.Changed = append(a.res.Changed, host)
+		sort.Strings(a.res.Changed)
 	}
-	a.res.Changed = append(a.res.Changed, host)
-	sort.Strings(a.res.Changed)
 }
 
 func (a *applier) failed(host string) bool {
@@ -185,33 +168,61 @@ func (a *applier) failed(host string) bool {
 	return ok
 }
 
-// host runs the file phase on one host: stops of removed slots, then
-// directories, files, roles, and last the manifest.
-func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.ServiceAction) error {
+// host runs the file phase on one host. First of all the host records
+// the actions this plan runs there as pending, so that however the
+// apply stops from here on, the next plan runs them. Then: stops of
+// removed slots, directories, files, roles, and last the manifest.
+func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	h := a.hosts[hp.Host]
+	old, err := onhost.ReadManifest(ctx, h)
+	if err != nil {
+		return err
+	}
+	pending := map[string]string{}
+	if old != nil {
+		maps.Copy(pending, old.Pending)
+	}
+	var stops []*plan.ServiceAction
+	for _, act := range a.p.Actions {
+		switch {
+		case act.Host != hp.Host:
+		case act.Verb == plan.Stop:
+			stops = append(stops, act)
+		default:
+			pending[act.Slot] = string(act.Verb)
+		}
+	}
+	if err := a.recordPending(ctx, h, old, pending); err != nil {
+		return err
+	}
 	rendered := map[string]*render.File{}
 	for i := range a.tree.Hosts[hp.Host].Files {
 		f := &a.tree.Hosts[hp.Host].Files[i]
 		rendered[f.Path] = f
 	}
+	// A removed slot whose stop fails keeps its files and its place in
+	// the manifest; the rest of the host goes on.
+	kept := map[string]bool{}
 	for _, act := range stops {
 		if err := a.run(ctx, h, act); err != nil {
-			return err
+			a.fail(hp.Host+"/"+act.Slot, fmt.Errorf("%v; its files are kept: stop its master by hand (kill the process %s names) and run apply again",
+				err, hostpath.Named(act.Slot).PIDFile))
+			kept[act.Slot] = true
 		}
+		delete(pending, act.Slot)
 	}
 	for _, d := range hp.Dirs {
-		if err := h.MkdirAll(ctx, d.Path, d.Mode, transport.Owner{User: d.Owner, Group: d.Group}); err != nil {
+		if err := h.MkdirAll(ctx, d.Path, fs.FileMode(d.Mode), transport.Owner{User: d.Owner, Group: d.Group}); err != nil {
 			return err
 		}
 		a.changed(hp.Host)
 	}
-	if len(hp.Files) > 0 {
-		if err := h.MkdirAll(ctx, state.BackupDir+"/"+a.opts.ApplyID, 0o700, transport.Owner{}); err != nil {
-			return err
-		}
-	}
+	wrote := map[string]bool{}
 	for _, fc := range hp.Files {
-		if err := a.backup(ctx, h, fc, rendered[fc.Path]); err != nil {
+		if kept[fc.Slot] {
+			continue
+		}
+		if err := a.backup(ctx, h, fc); err != nil {
 			return err
 		}
 		switch fc.Action {
@@ -223,38 +234,113 @@ func (a *applier) host(ctx context.Context, hp *plan.Host, stops []*plan.Service
 			if err := h.MkdirAll(ctx, parent(fc.Path), 0o755, transport.Owner{}); err != nil {
 				return err
 			}
-			if err := h.WriteFile(ctx, fc.Path, content, fc.Mode, transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
+			if err := h.WriteFile(ctx, fc.Path, content, fs.FileMode(fc.Mode), transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
 				return err
 			}
+			wrote[fc.Path] = true
 		case plan.Delete:
 			if err := h.Remove(ctx, fc.Path); err != nil {
 				return err
 			}
 		}
 		a.changed(hp.Host)
-		a.logf("%s: %s %s", hp.Host, symbol(fc.Action), fc.Path)
+		a.logf("%s: %s %s", hp.Host, verbOf(fc), fc.Path)
 	}
 	for _, r := range hp.Roles {
-		if err := state.WriteRole(ctx, h, r.Slot, r.Role); err != nil {
+		if err := onhost.WriteRole(ctx, h, r.Slot, r.Role); err != nil {
 			return err
 		}
 		a.changed(hp.Host)
 	}
-	// Every action this apply will run on the host is pending until it
-	// has run: if the apply stops first, the next plan runs it.
-	pending := map[string]string{}
-	for _, act := range a.p.Actions {
-		if act.Host == hp.Host && act.Verb != plan.Stop {
-			pending[act.Slot] = string(act.Verb)
+	m := a.manifest(hp, old, wrote, kept, pending)
+	if err := onhost.WriteManifest(ctx, h, m); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.written[hp.Host] = m
+	a.mu.Unlock()
+	a.changed(hp.Host)
+	return nil
+}
+
+// recordPending writes the host's manifest as it is with pending as its
+// pending actions, before anything else changes on the host.
+func (a *applier) recordPending(ctx context.Context, h transport.Host, old *state.Manifest, pending map[string]string) error {
+	if old != nil && maps.Equal(old.Pending, pending) {
+		return nil
+	}
+	m := &state.Manifest{Format: state.ManifestFormat, Files: map[string]state.ManifestFile{}}
+	if old != nil {
+		c := *old
+		m = &c
+		m.Format = state.ManifestFormat
+	}
+	m.Pending = pending
+	if len(m.Pending) == 0 {
+		m.Pending = nil
+	}
+	return onhost.WriteManifest(ctx, h, m)
+}
+
+// manifest is the plan's manifest of hp with what only the apply knows:
+// its id and time, and the fingerprints of the secrets in the files it
+// wrote (the others keep theirs). A removed slot whose stop failed
+// (kept) stays as the old manifest has it.
+func (a *applier) manifest(hp *plan.Host, old *state.Manifest, wrote, kept map[string]bool, pending map[string]string) *state.Manifest {
+	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, PlanID: a.p.ID, Commit: a.p.Commit, Dirty: a.p.Dirty,
+		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}, Salt: secret.NewSalt()}
+	if old != nil && old.Salt != "" {
+		m.Salt = old.Salt
+	}
+	rendered := map[string]*render.File{}
+	for i := range a.tree.Hosts[hp.Host].Files {
+		f := &a.tree.Hosts[hp.Host].Files[i]
+		rendered[f.Path] = f
+	}
+	for path, pf := range hp.Manifest.Files {
+		mf := state.ManifestFile{SHA256: pf.SHA256, Slot: pf.Slot, Kind: pf.Kind, SecretLines: pf.SecretLines}
+		if len(mf.SecretLines) == 0 {
+			mf.SecretLines = nil
+		}
+		if f := rendered[path]; f != nil && len(f.Secrets) > 0 {
+			if wrote[path] || old == nil || old.Salt != m.Salt {
+				mf.Secrets = a.fingerprints(m.Salt, f.Secrets)
+			} else {
+				mf.Secrets = old.Files[path].Secrets
+			}
+		}
+		m.Files[path] = mf
+	}
+	if old != nil {
+		for path, mf := range old.Files {
+			if kept[mf.Slot] {
+				m.Files[path] = mf
+			}
 		}
 	}
-	return a.writeManifest(ctx, h, hp, rendered, nil, pending)
+	slots := map[string]bool{}
+	for _, f := range m.Files {
+		slots[f.Slot] = true
+	}
+	m.Slots = slices.Sorted(maps.Keys(slots))
+	if len(pending) > 0 {
+		m.Pending = maps.Clone(pending)
+	}
+	return m
+}
+
+func (a *applier) fingerprints(salt string, names []string) map[string]string {
+	out := map[string]string{}
+	for _, n := range names {
+		out[n] = secret.Fingerprint(salt, n, a.opts.Secrets[n])
+	}
+	return out
 }
 
 // backup keeps what is at fc.Path before it is replaced or removed, on
 // the host (under the apply's backup directory) and in memory for a
 // rollback.
-func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileChange, rf *render.File) error {
+func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileChange) error {
 	b := backup{}
 	if fc.Action != plan.Create {
 		data, err := h.ReadFile(ctx, fc.Path)
@@ -266,8 +352,8 @@ func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileCha
 			if err != nil {
 				return err
 			}
-			b = backup{existed: true, content: data, mode: fi.Mode.Perm(), hash: fc.Before}
-			dst := state.BackupDir + "/" + a.opts.ApplyID + fc.Path
+			b = backup{existed: true, content: data, mode: fi.Mode.Perm()}
+			dst := hostpath.Backup(a.opts.ApplyID, fc.Path)
 			if err := h.MkdirAll(ctx, parent(dst), 0o700, transport.Owner{}); err != nil {
 				return err
 			}
@@ -285,57 +371,6 @@ func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileCha
 	return nil
 }
 
-// writeManifest records the host's managed files. restored overrides
-// the hash of files a rollback put back ("" = removed); pending sets
-// the pending action of slots ("" = none).
-func (a *applier) writeManifest(ctx context.Context, h transport.Host, hp *plan.Host, rendered map[string]*render.File, restored, pending map[string]string) error {
-	old, err := state.ReadManifest(ctx, h)
-	if err != nil {
-		return err
-	}
-	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, Commit: a.opts.Commit, Dirty: a.opts.Dirty,
-		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}, Pending: map[string]string{}}
-	if old != nil {
-		maps.Copy(m.Files, old.Files)
-		maps.Copy(m.Pending, old.Pending)
-	}
-	for _, fc := range hp.Files {
-		if fc.Action == plan.Delete {
-			delete(m.Files, fc.Path)
-			delete(m.Pending, fc.Slot)
-		}
-	}
-	for p, f := range rendered {
-		if _, ok := hp.Slots[f.Slot]; ok {
-			m.Files[p] = state.NewManifestFile(f)
-		}
-	}
-	for p, hash := range restored {
-		if hash == "" {
-			delete(m.Files, p)
-		} else if f, ok := m.Files[p]; ok {
-			f.SHA256 = hash
-			m.Files[p] = f
-		}
-	}
-	for slot, verb := range pending {
-		m.Pending[slot] = verb
-		if verb == "" {
-			delete(m.Pending, slot)
-		}
-	}
-	if len(m.Pending) == 0 {
-		m.Pending = nil
-	}
-	// The slots cyrplan manages here are those it has files of.
-	slots := map[string]bool{}
-	for _, f := range m.Files {
-		slots[f.Slot] = true
-	}
-	m.Slots = slices.Sorted(maps.Keys(slots))
-	return h.WriteFile(ctx, state.ManifestPath, m.Encode(), 0o644, transport.Owner{})
-}
-
 // actions runs the plan's slot actions in order, after the file phase.
 // The first failure stops them: a slot that fails its health check is
 // rolled back first.
@@ -346,7 +381,7 @@ func (a *applier) actions(ctx context.Context) {
 	done := map[string][]string{}
 	defer func() {
 		for _, host := range slices.Sorted(maps.Keys(done)) {
-			if err := donePending(context.WithoutCancel(ctx), a.hosts[host], done[host]); err != nil {
+			if err := a.donePending(context.WithoutCancel(ctx), host, done[host]); err != nil {
 				a.fail(host, err)
 			}
 		}
@@ -355,12 +390,12 @@ func (a *applier) actions(ctx context.Context) {
 		if act.Verb == plan.Stop {
 			continue // done in the file phase
 		}
-		if a.failed(act.Host) {
+		if a.failed(act.Host) || a.hosts[act.Host] == nil {
 			a.logf("%s %s: skipped, the host failed", act.Host, act.Slot)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			a.res.Stopped = fmt.Errorf("interrupted before %s %s on %s: %w", act.Verb, act.Slot, act.Host, err)
+			a.res.Stopped = fmt.Errorf("interrupted before %s of %s on %s: %w", act.Verb, act.Slot, act.Host, err)
 			return
 		}
 		h := a.hosts[act.Host]
@@ -379,12 +414,14 @@ func (a *applier) actions(ctx context.Context) {
 	}
 }
 
-// donePending removes the pending actions of slots from h's manifest:
-// they ran.
-func donePending(ctx context.Context, h transport.Host, slots []string) error {
-	m, err := state.ReadManifest(ctx, h)
-	if err != nil || m == nil || len(m.Pending) == 0 {
-		return err
+// donePending removes the pending actions of slots from the manifest
+// this apply wrote on host: they ran.
+func (a *applier) donePending(ctx context.Context, host string, slots []string) error {
+	a.mu.Lock()
+	m := a.written[host]
+	a.mu.Unlock()
+	if m == nil || len(m.Pending) == 0 {
+		return nil
 	}
 	for _, s := range slots {
 		delete(m.Pending, s)
@@ -392,23 +429,26 @@ func donePending(ctx context.Context, h transport.Host, slots []string) error {
 	if len(m.Pending) == 0 {
 		m.Pending = nil
 	}
-	return h.WriteFile(ctx, state.ManifestPath, m.Encode(), 0o644, transport.Owner{})
+	return onhost.WriteManifest(ctx, a.hosts[host], m)
 }
 
 // run runs one service action through the slot's init script and checks
 // the slot's banner afterwards.
 func (a *applier) run(ctx context.Context, h transport.Host, act *plan.ServiceAction) error {
-	script := render.InitDir + "/cyrus-" + act.Slot
-	var out strings.Builder
 	start := time.Now()
-	err := h.Run(ctx, script+" "+string(act.Verb), nil, &out, &out)
+	var err error
+	if act.Verb == plan.Stop {
+		_, err = onhost.Stop(ctx, h, act.Slot, !act.ByPIDFile)
+	} else {
+		_, err = onhost.Service(ctx, h, act.Slot, string(act.Verb))
+	}
 	if errors.Is(err, transport.ErrNoExec) {
 		a.logf("%s %s: %s (not run: this transport runs no commands)", act.Host, act.Slot, act.Verb)
 		return nil
 	}
 	a.changed(act.Host)
 	if err != nil {
-		return fmt.Errorf("%s %s %s: %v: %s", act.Host, script, act.Verb, err, strings.TrimSpace(out.String()))
+		return err
 	}
 	if act.Verb == plan.Stop || a.opts.Health == nil {
 		a.logf("%s %s: %s ok (%s)", act.Host, act.Slot, act.Verb, since(start))
@@ -428,57 +468,55 @@ func (a *applier) run(ctx context.Context, h transport.Host, act *plan.ServiceAc
 func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.ServiceAction) error {
 	a.mu.Lock()
 	saved := a.backups[act.Host]
+	m := a.written[act.Host]
 	a.mu.Unlock()
-	var hp *plan.Host
-	for _, x := range a.p.Hosts {
-		if x.Host == act.Host {
-			hp = x
-		}
-	}
+	hp := a.p.Hosts[slices.IndexFunc(a.p.Hosts, func(x *plan.Host) bool { return x.Host == act.Host })]
 	// A new slot is stopped while its init script is still there.
 	if act.Verb == plan.Start {
-		if err := a.run(ctx, h, &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: plan.Stop, Role: act.Role, Addr: act.Addr}); err != nil {
+		stop := &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: plan.Stop, Role: act.Role, Addr: act.Addr}
+		if err := a.run(ctx, h, stop); err != nil {
 			return err
 		}
 	}
-	restored := map[string]string{}
+	restored := 0
 	for _, fc := range hp.Files {
-		if fc.Slot != act.Slot {
-			continue
-		}
 		b, ok := saved[fc.Path]
-		if !ok {
+		if fc.Slot != act.Slot || !ok {
 			continue
 		}
 		var err error
 		if b.existed {
 			err = h.WriteFile(ctx, fc.Path, b.content, b.mode, transport.Owner{User: fc.Owner, Group: fc.Group})
-			restored[fc.Path] = b.hash
+			mf := m.Files[fc.Path]
+			mf.SHA256, mf.Secrets = fc.Before, nil // the old secret's fingerprint is not known: the next plan rewrites it
+			m.Files[fc.Path] = mf
 		} else {
 			err = h.Remove(ctx, fc.Path)
-			restored[fc.Path] = ""
+			delete(m.Files, fc.Path)
 		}
 		if err != nil {
 			return err
 		}
+		restored++
 		a.logf("%s: rolled back %s", act.Host, fc.Path)
 	}
-	rendered := map[string]*render.File{}
-	for i := range a.tree.Hosts[act.Host].Files {
-		f := &a.tree.Hosts[act.Host].Files[i]
-		rendered[f.Path] = f
+	slots := map[string]bool{}
+	for _, f := range m.Files {
+		slots[f.Slot] = true
 	}
-	if err := a.writeManifest(ctx, h, hp, rendered, restored, map[string]string{act.Slot: ""}); err != nil {
+	m.Slots = slices.Sorted(maps.Keys(slots))
+	delete(m.Pending, act.Slot)
+	if err := onhost.WriteManifest(ctx, h, m); err != nil {
 		return err
 	}
-	if act.Verb == plan.Start || len(restored) == 0 {
+	if act.Verb == plan.Start || restored == 0 {
 		return nil // stopped above, or nothing was changed for this slot: leave it as it is
 	}
 	return a.run(ctx, h, &plan.ServiceAction{Host: act.Host, Slot: act.Slot, Store: act.Store, Verb: plan.Restart, Role: act.Role, Addr: act.Addr})
 }
 
-func symbol(act plan.Action) string {
-	switch act {
+func verbOf(fc *plan.FileChange) string {
+	switch fc.Action {
 	case plan.Create:
 		return "created"
 	case plan.Update:
@@ -486,15 +524,16 @@ func symbol(act plan.Action) string {
 	case plan.Delete:
 		return "deleted"
 	}
-	return string(act)
+	return string(fc.Action)
 }
 
 func parent(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
-		return "/"
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
 	}
-	return p[:i]
+	return "/"
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
@@ -68,7 +69,7 @@ func (f *fleet) plan() *plan.Plan {
 	f.t.Helper()
 	obs := map[string]*state.Host{}
 	for hn, h := range f.hosts {
-		o, err := state.Observe(context.Background(), h, f.tree.Hosts[hn], f.l.PrefixesOn(hn))
+		o, err := onhost.Observe(context.Background(), h, f.tree.Hosts[hn], f.l.PrefixesOn(hn))
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -85,13 +86,13 @@ func (f *fleet) execute(p *plan.Plan, health func(ctx context.Context, addr, slo
 	f.mu.Lock()
 	f.cmds = nil
 	f.mu.Unlock()
-	return Execute(context.Background(), p, f.tree, f.hosts, Options{ApplyID: "t" + time.Now().Format("150405.000000"),
+	return Execute(context.Background(), p, f.tree, f.hosts, Options{ApplyID: "t" + time.Now().Format("150405000000"),
 		Secrets: secret.Values{"replication": "pw"}, Parallelism: 4, Health: health})
 }
 
 func (f *fleet) manifest(host string) *state.Manifest {
 	f.t.Helper()
-	m, err := state.ReadManifest(context.Background(), f.hosts[host])
+	m, err := onhost.ReadManifest(context.Background(), f.hosts[host])
 	if err != nil || m == nil {
 		f.t.Fatalf("%s manifest: %v", host, err)
 	}

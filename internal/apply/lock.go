@@ -1,7 +1,10 @@
 package apply
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cyrplan/cyrplan/internal/render"
-	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
@@ -47,39 +49,124 @@ func (e *LockedError) Error() string {
 		e.Host, e.Info.Holder, e.Info.PID, e.Info.Time.Format(time.RFC3339), e.Info.ApplyID, e.Host)
 }
 
+// lockPath is where a host's lock is.
+const lockPath = hostpath.Lock
+
+// CorruptLockError is returned when a host's lock cannot be read: an
+// apply killed between creating the lock and writing it leaves it empty.
+type CorruptLockError struct {
+	Host   string
+	Reason string // "empty", or what is wrong with its content
+}
+
+func (e *CorruptLockError) Error() string {
+	return fmt.Sprintf("%s: the lock %s is unreadable (%s), as an apply killed while taking it leaves it; if no apply is running there, run: cyrplan unlock %s",
+		e.Host, lockPath, e.Reason, e.Host)
+}
+
 // Lock takes h's lock. A lock left by a cyrplan process of this machine
 // that no longer runs (killed, say) is stale and is broken, with a note
-// on warn; any other lock is a *LockedError.
+// on warn; any other lock is a *LockedError, and one that cannot be read
+// a *CorruptLockError. Of applies that take or break the lock at once,
+// exactly one gets it.
 func Lock(ctx context.Context, h transport.Host, info LockInfo, warn func(string)) error {
-	if err := h.MkdirAll(ctx, render.StateDir, 0o755, transport.Owner{}); err != nil {
+	if err := h.MkdirAll(ctx, hostpath.StateDir, 0o755, transport.Owner{}); err != nil {
 		return err
 	}
 	data, _ := json.Marshal(info)
-	for attempt := 0; ; attempt++ {
-		err := h.CreateExclusive(ctx, state.LockPath, append(data, '\n'), 0o644)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, fs.ErrExist) || attempt > 0 {
+	data = append(data, '\n')
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		err := h.CreateExclusive(ctx, lockPath, data, 0o644)
+		if err == nil || !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		held, rerr := readLock(ctx, h)
-		if rerr != nil {
-			return rerr
+		held, raw, err := readLockSettled(ctx, h)
+		if errors.Is(err, fs.ErrNotExist) {
+			if attempt < attempts {
+				continue // released meanwhile
+			}
+			return fmt.Errorf("%s: could not take the lock %s: other applies kept taking and releasing it; try again", h.Name(), lockPath)
 		}
-		if held.Machine != info.Machine || processAlive(held.PID) {
+		if err != nil {
+			return err
+		}
+		if !stale(held, info) {
 			return &LockedError{Host: h.Name(), Info: held}
 		}
-		warn(fmt.Sprintf("%s: breaking the stale lock of apply %s (pid %d on this machine is gone)", h.Name(), held.ApplyID, held.PID))
-		if err := h.Remove(ctx, state.LockPath); err != nil {
+		if attempt == attempts {
+			return breakingError(h, held, raw)
+		}
+		won, err := breakStale(ctx, h, raw, data)
+		if err != nil {
+			return err
+		}
+		if won {
+			warn(fmt.Sprintf("%s: breaking the stale lock of apply %s (pid %d on this machine is gone)", h.Name(), held.ApplyID, held.PID))
+			return nil
+		}
+		// Another apply is breaking it: see who holds it in a moment.
+		if err := sleep(ctx, time.Duration(attempt)*50*time.Millisecond); err != nil {
 			return err
 		}
 	}
 }
 
+// breakingError says that another apply has begun breaking the stale
+// lock held (whose content is raw) and has not finished: it runs, or it
+// was killed meanwhile.
+func breakingError(h transport.Host, held LockInfo, raw []byte) error {
+	return fmt.Errorf("%s: the stale lock %s of apply %s (pid %d on this machine is gone) is being broken by another apply (%s exists); if no apply is running there, run: cyrplan unlock %s",
+		h.Name(), lockPath, held.ApplyID, held.PID, breakToken(raw), h.Name())
+}
+
+// stale reports whether held is the lock of a cyrplan of this machine
+// whose process is gone.
+func stale(held, me LockInfo) bool {
+	return held.Machine != "" && held.Machine == me.Machine && !processAlive(held.PID)
+}
+
+// breakToken is the file whose exclusive creation entitles one apply to
+// replace the stale lock whose content is raw.
+func breakToken(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return lockPath + ".break-" + hex.EncodeToString(sum[:8])
+}
+
+// breakStale replaces the stale lock raw with data, if no other apply
+// has or does. Creating the break token is what decides between applies
+// that found the same stale lock; the winner then replaces the lock by
+// renaming the token (which holds data) over it, so that the lock never
+// goes missing meanwhile. It reports whether it replaced the lock.
+func breakStale(ctx context.Context, h transport.Host, raw, data []byte) (bool, error) {
+	token := breakToken(raw)
+	err := h.CreateExclusive(ctx, token, data, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil // another apply is breaking it
+	}
+	if err != nil {
+		return false, err
+	}
+	// Another apply may have broken it already, and its token gone with
+	// the rename: only the very same stale lock is replaced.
+	now, err := h.ReadFile(ctx, lockPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		h.Remove(ctx, token)
+		return false, err
+	}
+	if err != nil || !bytes.Equal(now, raw) {
+		return false, h.Remove(ctx, token)
+	}
+	if err := h.Rename(ctx, token, lockPath); err != nil {
+		h.Remove(ctx, token)
+		return false, err
+	}
+	return true, nil
+}
+
 // Unlock releases h's lock if it is the one info took.
 func Unlock(ctx context.Context, h transport.Host, info LockInfo) error {
-	held, err := readLock(ctx, h)
+	held, _, err := readLock(ctx, h)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -89,31 +176,82 @@ func Unlock(ctx context.Context, h transport.Host, info LockInfo) error {
 	if held.ApplyID != info.ApplyID {
 		return fmt.Errorf("%s: the lock now belongs to apply %s; left in place", h.Name(), held.ApplyID)
 	}
-	return h.Remove(ctx, state.LockPath)
+	return h.Remove(ctx, lockPath)
 }
 
-// BreakLock removes h's lock whoever holds it, and says whose it was.
-func BreakLock(ctx context.Context, h transport.Host) (*LockInfo, error) {
-	held, err := readLock(ctx, h)
-	if errors.Is(err, fs.ErrNotExist) {
+// BrokenLock is the lock BreakLock removed.
+type BrokenLock struct {
+	LockInfo          // its holder, if the lock could be read
+	Unreadable string // why it could not be ("empty", ...), or ""
+}
+
+// BreakLock removes h's lock whoever holds it, even one it cannot read,
+// and the token of an apply that was breaking it, and says whose lock it
+// was; nil means h was not locked.
+func BreakLock(ctx context.Context, h transport.Host) (*BrokenLock, error) {
+	held, raw, err := readLock(ctx, h)
+	var corrupt *CorruptLockError
+	broken := &BrokenLock{LockInfo: held}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
-	}
-	if err != nil {
+	case errors.As(err, &corrupt):
+		broken.Unreadable = corrupt.Reason
+	case err != nil:
 		return nil, err
 	}
-	return &held, h.Remove(ctx, state.LockPath)
+	if err := h.Remove(ctx, lockPath); err != nil {
+		return nil, err
+	}
+	return broken, h.Remove(ctx, breakToken(raw))
 }
 
-func readLock(ctx context.Context, h transport.Host) (LockInfo, error) {
+// readLock reads h's lock; one that cannot be read is a *CorruptLockError.
+func readLock(ctx context.Context, h transport.Host) (LockInfo, []byte, error) {
 	var info LockInfo
-	data, err := h.ReadFile(ctx, state.LockPath)
+	data, err := h.ReadFile(ctx, lockPath)
 	if err != nil {
-		return info, err
+		return info, nil, err
 	}
-	if err := json.Unmarshal(data, &info); err != nil {
-		return info, fmt.Errorf("%s:%s: unreadable lock (%v); remove it with cyrplan unlock %s", h.Name(), state.LockPath, err, h.Name())
+	reason := ""
+	switch err := json.Unmarshal(data, &info); {
+	case len(bytes.TrimSpace(data)) == 0:
+		reason = "empty"
+	case err != nil:
+		reason = "not JSON: " + err.Error()
+	case info.ApplyID == "":
+		reason = "no apply id"
+	default:
+		return info, data, nil
 	}
-	return info, nil
+	return LockInfo{}, data, &CorruptLockError{Host: h.Name(), Reason: reason}
+}
+
+// readLockSettled is readLock, but a lock it cannot read is read again
+// for a moment: an apply that has just created it may be writing it.
+func readLockSettled(ctx context.Context, h transport.Host) (LockInfo, []byte, error) {
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		info, raw, err := readLock(ctx, h)
+		var corrupt *CorruptLockError
+		if !errors.As(err, &corrupt) || wait > 200*time.Millisecond {
+			return info, raw, err
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return info, raw, err
+		}
+	}
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // processAlive reports whether pid runs on this machine (and is not a zombie).

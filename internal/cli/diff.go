@@ -11,12 +11,15 @@ import (
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/version"
 )
 
 func newDiffCommand(g *globals) *cobra.Command {
 	var (
 		base, head string
 		out        output
+		asJSON     bool
+		detailed   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "diff --base REV [--head REV]",
@@ -26,13 +29,18 @@ func newDiffCommand(g *globals) *cobra.Command {
 unified diff per file (secrets redacted), the imapd.conf options that
 change, and the service actions an apply would take. The head defaults
 to the working tree. Revisions are branch names, tags, HEAD~1 or commit
-ids.`,
+ids. It reads no host: it compares two rendered trees.
+
+Exit status: 0, 1 error, 2 changes (with --detailed-exitcode).`,
 		Example: `  cyrplan diff --base main
   cyrplan diff --base origin/main --head HEAD --format markdown`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if base == "" {
 				return errors.New("diff needs --base REV")
+			}
+			if asJSON {
+				out.format = "json"
 			}
 			if err := out.check(); err != nil {
 				return err
@@ -65,15 +73,23 @@ ids.`,
 				return err
 			}
 			p := plan.Build(plan.Input{Layout: lh, Tree: th, Observed: obs, Scope: scope, Commit: headID,
-				Labels: [2]string{base, headName}})
+				Labels: [2]string{base, headName}, Version: version.String()})
 			title := fmt.Sprintf("cyrplan diff: %s (%s) → %s", base, short(baseID), headName)
-			return out.write(g.stdout, p, "diff", title)
+			if err := out.write(g.stdout, p, "diff", title); err != nil {
+				return err
+			}
+			if detailed && p.HasChanges() {
+				return exitCode(exitChanges)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&base, "base", "", "the revision to compare from (branch, tag, HEAD~1, commit)")
 	cmd.Flags().StringVar(&head, "head", "", "the revision to compare to (default: the working tree)")
 	cmd.Flags().StringVar(&out.format, "format", "text", "text, json or markdown (a pull-request comment)")
 	cmd.Flags().StringVar(&out.artifact, "artifact", "the workflow run's artifacts", "where markdown says the full diff is when it is too long for a comment")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "short for --format json")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when the rendered tree changes")
 	return cmd
 }
 

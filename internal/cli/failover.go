@@ -46,12 +46,12 @@ nothing can be drained, and what it had not replicated may be lost.`,
 			if st == nil {
 				return notFound("store", args[0], keys(l.Stores))
 			}
-			fl, err := f.connect(cmd.Context(), l, storeHosts(l, st.Name))
+			fl, err := f.config(g).Connect(cmd.Context(), l, storeHosts(l, st.Name))
 			if err != nil {
 				return err
 			}
-			defer fl.close()
-			err = failover.Run(cmd.Context(), failover.Request{Layout: l, Store: st, Hosts: fl.hosts, Errs: fl.errs,
+			defer fl.Close()
+			err = failover.Run(cmd.Context(), failover.Request{Layout: l, Store: st, Hosts: fl.Conns, Errs: fl.Errs,
 				To: to, Force: force, Log: g.stdout, Health: health.Banner})
 			if err != nil {
 				return fmt.Errorf("failover of %s: %w", st.Name, err)

@@ -365,7 +365,12 @@ func (h *fakeHost) initScript(script, verb string, stdout, stderr io.Writer) int
 	}
 	vars := map[string]string{}
 	for _, m := range initVarRE.FindAllStringSubmatch(string(data), -1) {
-		vars[m[1]] = m[2]
+		w, err := shellWords(m[2])
+		if err != nil || len(w) > 1 {
+			fmt.Fprintf(stderr, "sh: %s: bad value %s\n", script, m[2])
+			return 2
+		}
+		vars[m[1]] = strings.Join(w, "")
 	}
 	slot := vars["SLOT"]
 	role := vars["DEFAULT_ROLE"]

@@ -29,6 +29,6 @@ func (o *output) write(w io.Writer, p *plan.Plan, kind, title string) error {
 	case "markdown":
 		return p.WriteMarkdown(w, kind, title, plan.CommentLimit, o.artifact)
 	}
-	p.WriteText(w)
+	p.WriteText(w, kind)
 	return nil
 }

@@ -10,9 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/parallel"
-	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
@@ -65,18 +66,18 @@ func (g *globals) locate(ctx context.Context, f *hostFlags, l *layout.Layout, us
 	if !userRE.MatchString(user) {
 		return nil, fmt.Errorf("%q is not a user name", user)
 	}
-	fl, err := f.connect(ctx, l, l.HostNames())
+	fl, err := f.config(g).Connect(ctx, l, l.HostNames())
 	if err != nil {
 		return nil, err
 	}
-	defer fl.close()
+	defer fl.Close()
 	var (
 		mu    sync.Mutex
 		found []*located
 		errs  []string
 	)
 	parallel.Each(l.StoreNames(), f.parallelism, func(name string) {
-		lv := store.Read(ctx, l, l.Stores[name], fl.hosts, fl.errs)
+		lv := store.Read(ctx, l, l.Stores[name], fl.Conns, fl.Errs)
 		m, err := lv.Master()
 		if err != nil {
 			mu.Lock()
@@ -85,8 +86,8 @@ func (g *globals) locate(ctx context.Context, f *hostFlags, l *layout.Layout, us
 			return
 		}
 		s := l.Slots[m]
-		cmd := transport.Quote(l.BuildOf(m).Prefix+"/bin/mbpath") + " -C " + transport.Quote(render.PathsOf(s).IMAPDConf) + " " + transport.Quote("user/"+user)
-		err = fl.hosts[s.Host].Run(ctx, cmd, nil, nil, nil)
+		cmd := shell.Quote(l.BuildOf(m).Prefix+"/bin/mbpath") + " -C " + shell.Quote(hostpath.Of(s).IMAPDConf) + " " + shell.Quote("user/"+user)
+		err = fl.Conns[s.Host].Run(ctx, cmd, nil, nil, nil)
 		var ee *transport.ExitError
 		mu.Lock()
 		defer mu.Unlock()

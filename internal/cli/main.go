@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/layout"
 )
 
@@ -121,10 +122,7 @@ difference with what the hosts hold, and applies it safely.`,
 
 // load loads the layout named by --layout.
 func (g *globals) load(opts ...layout.Option) (*layout.Layout, error) {
-	if _, err := os.Stat(g.layoutDir); err != nil {
-		return nil, fmt.Errorf("layout directory: %w", err)
-	}
-	return layout.Load(g.layoutDir, opts...)
+	return fleet.LoadLayout(g.layoutDir, opts...)
 }
 
 func plural(n int, one, many string) string {

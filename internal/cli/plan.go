@@ -3,8 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cyrplan/cyrplan/internal/fleet"
 )
 
 // Exit codes of plan --detailed-exitcode and of apply.
@@ -42,17 +45,21 @@ changed build or listen address, stop a removed slot (its mail is kept).`,
 			if err := out.check(); err != nil {
 				return err
 			}
-			pl, err := g.makePlan(cmd.Context(), &f, nil)
+			pl, err := fleet.Plan(cmd.Context(), f.config(g), fleet.WithSecrets)
 			if err != nil {
 				return err
 			}
-			defer pl.fleet.close()
-			p := pl.plan
+			defer pl.Close()
+			p := pl.Plan
+			if save != "" && p.Dirty {
+				fmt.Fprintf(g.stderr, "cyrplan: the layout has uncommitted changes (%s): apply refuses a plan of them unless given --allow-dirty; commit them and plan again\n",
+					strings.Join(pl.Rev.Dirty, ", "))
+			}
 			if err := out.write(g.stdout, p, "plan", "cyrplan plan"); err != nil {
 				return err
 			}
 			if save != "" {
-				file, err := os.Create(save)
+				file, err := os.OpenFile(save, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 				if err != nil {
 					return err
 				}

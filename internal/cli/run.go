@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyrplan/cyrplan/internal/fleet"
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
@@ -95,7 +97,7 @@ the user's mailbox.`,
 
 // resolveSlot returns the slot that name (a store or a slot) means in
 // role, reading the store's roles from its hosts.
-func resolveSlot(ctx context.Context, l *layout.Layout, name string, role layout.Role, fl *fleet) (string, error) {
+func resolveSlot(ctx context.Context, l *layout.Layout, name string, role layout.Role, fl *fleet.Hosts) (string, error) {
 	if l.Slots[name] != nil {
 		return name, nil
 	}
@@ -103,7 +105,7 @@ func resolveSlot(ctx context.Context, l *layout.Layout, name string, role layout
 	if st == nil {
 		return "", fmt.Errorf("no store or slot is called %q", name)
 	}
-	lv := store.Read(ctx, l, st, fl.hosts, fl.errs)
+	lv := store.Read(ctx, l, st, fl.Conns, fl.Errs)
 	if role == layout.Replica {
 		return lv.Replica()
 	}
@@ -134,36 +136,36 @@ func (g *globals) runTool(ctx context.Context, f *hostFlags, l *layout.Layout, n
 	if !toolRE.MatchString(tool) {
 		return 0, fmt.Errorf("%q is not a Cyrus tool name: give a bare name like mbpath, not a path", tool)
 	}
-	fl, err := f.connect(ctx, l, storeHosts(l, name))
+	fl, err := f.config(g).Connect(ctx, l, storeHosts(l, name))
 	if err != nil {
 		return 0, err
 	}
-	defer fl.close()
+	defer fl.Close()
 	slot, err := resolveSlot(ctx, l, name, role, fl)
 	if err != nil {
 		return 0, err
 	}
 	s := l.Slots[slot]
-	h := fl.hosts[s.Host]
+	h := fl.Conns[s.Host]
 	if h == nil {
-		return 0, fl.errs[s.Host]
+		return 0, fl.Errs[s.Host]
 	}
 	build := l.BuildOf(slot)
 	bin := build.Prefix + "/bin/" + tool
 	var ee *transport.ExitError
-	if err := h.Run(ctx, "test -x "+transport.Quote(bin), nil, nil, nil); errors.As(err, &ee) {
+	if err := h.Run(ctx, "test -x "+shell.Quote(bin), nil, nil, nil); errors.As(err, &ee) {
 		return 0, fmt.Errorf("%s is not a tool of Cyrus build %s: %s does not exist on %s", tool, build.Name, bin, s.Host)
 	} else if err != nil {
 		return 0, err
 	}
 	// The slot's own paths, so that nobody types them: {conf} is its
 	// configdirectory, {meta} and {data} its partitions.
-	paths := strings.NewReplacer("{conf}", render.PathsOf(s).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
+	paths := strings.NewReplacer("{conf}", hostpath.Of(s).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
 	shown := []string{bin}
-	words := []string{transport.Quote(bin), "-C", transport.Quote(render.PathsOf(s).IMAPDConf)}
+	words := []string{shell.Quote(bin), "-C", shell.Quote(hostpath.Of(s).IMAPDConf)}
 	for _, a := range args {
 		shown = append(shown, paths.Replace(a))
-		words = append(words, transport.Quote(paths.Replace(a)))
+		words = append(words, shell.Quote(paths.Replace(a)))
 	}
 	fmt.Fprintf(g.stderr, "cyrplan: %s on %s (%s): %s\n", slot, s.Host, roleOf(l, slot, role, name), strings.Join(shown, " "))
 	err = h.Run(ctx, strings.Join(words, " "), nil, g.stdout, g.stderr)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/render"
 )
 
 func newShowCommand(g *globals) *cobra.Command {
@@ -174,7 +174,7 @@ type slotView struct {
 
 func slotViewOf(l *layout.Layout, s *layout.Slot) *slotView {
 	b := l.BuildOf(s.Name)
-	p := render.PathsOf(s)
+	p := hostpath.Of(s)
 	return &slotView{Slot: s.Name, Host: s.Host, Address: l.Hosts[s.Host].Address, Partition: s.Partition,
 		Store: s.Store, Role: string(s.Role), Cyrus: b.Name, Prefix: b.Prefix, Meta: s.Meta, Data: s.Data,
 		IMAPPort: s.IMAPPort, SyncPort: s.SyncPort, Config: p.IMAPDConf, Init: p.InitScript}

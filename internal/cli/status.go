@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,10 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/health"
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/parallel"
-	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
@@ -108,12 +109,12 @@ type slotStatus struct {
 }
 
 func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, error) {
-	pl, err := g.makePlan(ctx, f, nil)
+	pl, err := fleet.Plan(ctx, f.config(g), fleet.WithoutSecrets)
 	if err != nil {
 		return nil, err
 	}
-	defer pl.fleet.close()
-	l, scope, fl, obs, p := pl.layout, pl.scope, pl.fleet, pl.observed, pl.plan
+	defer pl.Close()
+	l, scope, hs, obs, p := pl.Layout, pl.Scope, pl.Hosts, pl.Observed, pl.Plan
 	drift := map[string]int{}
 	for _, h := range p.Hosts {
 		for _, fc := range h.Files {
@@ -123,7 +124,7 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 		}
 	}
 	rep := &statusReport{Down: map[string]string{}, Applied: map[string]string{}, LayoutHead: p.Commit}
-	for h, err := range fl.errs {
+	for h, err := range hs.Errs {
 		rep.Down[h] = err.Error()
 		rep.Attention = true
 	}
@@ -147,11 +148,11 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 	movedTo := map[string]string{}
 	parallel.Each(stores, f.parallelism, func(name string) {
 		st := l.Stores[name]
-		lv := store.Read(ctx, l, st, fl.hosts, fl.errs)
+		lv := store.Read(ctx, l, st, hs.Conns, hs.Errs)
 		ss := storeStatus{Store: name, Preferred: st.Master, Current: lv.Masters(), Replicas: lv.Replicas(), Cyrus: st.Build}
 		bad := len(ss.Current) != 1
 		for _, sn := range st.Slots() {
-			s := slotStatusOf(ctx, l, lv, fl.hosts, sn, drift[sn], f.root != "")
+			s := slotStatusOf(ctx, l, lv, hs.Conns, sn, drift[sn], f.root != "")
 			if (s.Health != "ok" && f.root == "") || s.Drift > 0 || s.Error != "" {
 				bad = true
 			}
@@ -176,8 +177,6 @@ func (g *globals) status(ctx context.Context, f *hostFlags) (*statusReport, erro
 	return rep, nil
 }
 
-var exeRE = regexp.MustCompile(`, (/\S+)\)`)
-
 // slotStatusOf asks a slot's host whether its master runs and from which
 // build, checks its banner, and counts its replication backlog.
 func slotStatusOf(ctx context.Context, l *layout.Layout, lv *store.Live, hosts map[string]transport.Host, sn string, drift int, local bool) slotStatus {
@@ -192,15 +191,12 @@ func slotStatusOf(ctx context.Context, l *layout.Layout, lv *store.Live, hosts m
 		ss.Health = "unknown (--root)"
 		return ss
 	}
-	var out strings.Builder
-	err := h.Run(ctx, render.PathsOf(s).InitScript+" status", nil, &out, &out)
-	if err != nil {
+	run, err := onhost.Status(ctx, h, sn)
+	if err != nil || !run.Running {
 		ss.Health = "not running"
 		return ss
 	}
-	if m := exeRE.FindStringSubmatch(out.String()); m != nil {
-		ss.Running = m[1]
-	}
+	ss.Running = run.Exe
 	hctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := health.Banner(hctx, fmt.Sprintf("%s:%d", l.Hosts[s.Host].Address, s.IMAPPort), sn); err != nil {
@@ -214,7 +210,7 @@ func slotStatusOf(ctx context.Context, l *layout.Layout, lv *store.Live, hosts m
 				continue
 			}
 			for _, log := range []string{"log", "log-run"} {
-				data, err := h.ReadFile(ctx, render.PathsOf(s).ConfigDB+"/sync/"+peer+"/"+log)
+				data, err := h.ReadFile(ctx, hostpath.Of(s).SyncLogDir(peer)+"/"+log)
 				if err == nil {
 					ss.Backlog += strings.Count(string(data), "\n")
 				}

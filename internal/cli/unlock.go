@@ -2,12 +2,12 @@ package cli
 
 import (
 	"fmt"
-
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cyrplan/cyrplan/internal/apply"
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 )
 
 func newUnlockCommand(g *globals) *cobra.Command {
@@ -15,8 +15,9 @@ func newUnlockCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unlock HOST...",
 		Short: "Break the apply lock of hosts whose apply died elsewhere",
-		Long: `unlock removes a host's apply lock whoever holds it. Use it only when no
-apply is running: a lock left by a cyrplan that was killed on this same
+		Long: `unlock removes a host's apply lock whoever holds it, and one it cannot read
+(an apply killed while taking the lock leaves it empty). Use it only when
+no apply is running: a lock left by a cyrplan that was killed on this same
 machine is broken by the next apply on its own.`,
 		Example: "  cyrplan unlock imap6 imap3",
 		Args:    cobra.MinimumNArgs(1),
@@ -30,21 +31,23 @@ machine is broken by the next apply on its own.`,
 					return fmt.Errorf("no host %q in the layout", n)
 				}
 			}
-			fl, err := f.connect(cmd.Context(), l, args)
+			fl, err := f.config(g).Connect(cmd.Context(), l, args)
 			if err != nil {
 				return err
 			}
-			defer fl.close()
+			defer fl.Close()
 			for _, n := range args {
-				if err := fl.errs[n]; err != nil {
+				if err := fl.Errs[n]; err != nil {
 					return err
 				}
-				held, err := apply.BreakLock(cmd.Context(), fl.hosts[n])
+				held, err := apply.BreakLock(cmd.Context(), fl.Conns[n])
 				switch {
 				case err != nil:
 					return err
 				case held == nil:
 					fmt.Fprintf(g.stdout, "%s: not locked\n", n)
+				case held.Unreadable != "":
+					fmt.Fprintf(g.stdout, "%s: removed an unreadable lock (%s: %s)\n", n, hostpath.Lock, held.Unreadable)
 				default:
 					fmt.Fprintf(g.stdout, "%s: removed the lock of apply %s by %s (pid %d, since %s)\n", n, held.ApplyID, held.Holder, held.PID, held.Time.Format(time.RFC3339))
 				}

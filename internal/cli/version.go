@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cyrplan/cyrplan/internal/version"
 )
 
 func newVersionCommand(g *globals) *cobra.Command {
@@ -14,11 +15,7 @@ func newVersionCommand(g *globals) *cobra.Command {
 		Example: "  cyrplan version",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(g.stdout, "cyrplan %s\n", v)
+			fmt.Fprintf(g.stdout, "cyrplan %s\n", version.String())
 			return nil
 		},
 	}

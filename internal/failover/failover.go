@@ -14,9 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/render"
-	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/onhost"
+	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
@@ -100,11 +101,11 @@ func Run(ctx context.Context, r Request) error {
 	}
 	// 3. Record the new roles.
 	say("record the roles: %s master%s", to, replicaList(old))
-	if err := state.WriteRole(ctx, slotHost(to), to, layout.Master); err != nil {
+	if err := onhost.WriteRole(ctx, slotHost(to), to, layout.Master); err != nil {
 		return fmt.Errorf("step %d: %w", step, err)
 	}
 	for _, m := range old {
-		if err := state.WriteRole(ctx, slotHost(m), m, layout.Replica); err != nil {
+		if err := onhost.WriteRole(ctx, slotHost(m), m, layout.Replica); err != nil {
 			return fmt.Errorf("step %d: %w; %s already records master", step, err, to)
 		}
 	}
@@ -168,16 +169,16 @@ func (r *Request) check(ctx context.Context, l *layout.Layout, sn string) error 
 // one-shot runs of sync_client over its rolling log files.
 func drain(ctx context.Context, l *layout.Layout, h transport.Host, m, to string) error {
 	s := l.Slots[m]
-	dir := render.PathsOf(s).ConfigDB + "/sync/" + to
+	dir := hostpath.Of(s).SyncLogDir(to)
 	bin := l.BuildOf(m).Prefix + "/bin/sync_client"
-	conf := render.PathsOf(s).IMAPDConf
+	conf := hostpath.Of(s).IMAPDConf
 	for _, log := range []string{"log-run", "log"} {
 		path := dir + "/" + log
 		if _, err := h.Stat(ctx, path); err != nil {
 			continue
 		}
 		var out strings.Builder
-		cmd := fmt.Sprintf("timeout 300 %s -C %s -n %s -o -r -f %s", transport.Quote(bin), transport.Quote(conf), transport.Quote(to), transport.Quote(path))
+		cmd := fmt.Sprintf("timeout 300 %s -C %s -n %s -o -r -f %s", shell.Quote(bin), shell.Quote(conf), shell.Quote(to), shell.Quote(path))
 		if err := h.Run(ctx, cmd, nil, &out, &out); err != nil {
 			return fmt.Errorf("sync_client over %s: %v: %s", path, err, strings.TrimSpace(out.String()))
 		}
@@ -188,18 +189,14 @@ func drain(ctx context.Context, l *layout.Layout, h transport.Host, m, to string
 	return nil
 }
 
-func initPath(slot string) string { return render.InitDir + "/cyrus-" + slot }
+func initPath(slot string) string { return hostpath.Named(slot).InitScript }
 
 func initScript(ctx context.Context, h transport.Host, slot, verb string) error {
-	var out strings.Builder
-	err := h.Run(ctx, initPath(slot)+" "+verb, nil, &out, &out)
+	_, err := onhost.Service(ctx, h, slot, verb)
 	if errors.Is(err, transport.ErrNoExec) {
 		return fmt.Errorf("%s: this transport runs no commands", h.Name())
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %s %s: %v: %s", h.Name(), initPath(slot), verb, err, strings.TrimSpace(out.String()))
-	}
-	return nil
+	return err
 }
 
 func replicaList(old []string) string {

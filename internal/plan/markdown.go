@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"unicode/utf8"
 )
@@ -48,7 +49,7 @@ func (p *Plan) rows() []mdRow {
 			var files []string
 			for _, f := range h.Files {
 				if f.Slot == slot {
-					files = append(files, symbol(f.Action)+" "+pathBase(f.Path))
+					files = append(files, symbol(f.Action)+" "+path.Base(f.Path))
 				}
 			}
 			dirs := 0
@@ -83,7 +84,7 @@ func (p *Plan) markdown(kind, title string, details bool, maxRows int, artifact 
 		b.WriteString("\n\n")
 	}
 	if !p.HasChanges() {
-		b.WriteString("**No changes.** The rendered tree is the same.\n")
+		b.WriteString("**" + p.NoChanges(kind) + "**\n")
 		p.markdownProblems(&b)
 		return b.String()
 	}

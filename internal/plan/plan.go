@@ -1,28 +1,33 @@
 // Package plan computes the difference between a rendered tree and what
-// the hosts hold, and the service actions it implies. It is pure: the
-// observed state comes in as values (package state), nothing here does
-// I/O. A Plan is also the saved plan file that apply executes.
+// the hosts hold, and everything an apply does about it: per host the
+// files and directories to write with their hashes, the manifest to
+// record, the pending actions it clears, and the service actions in
+// order. It is pure: the observed state comes in as values (package
+// state), nothing here does I/O. A Plan is also the saved plan file, the
+// contract that apply executes and nothing else.
 package plan
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/rogpeppe/go-internal/diff"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/state"
 )
 
 // Format is the version of the plan's JSON form (plan --json and saved
-// plan files). It changes when a field changes meaning or goes away.
-const Format = 1
+// plan files). It changes when a field changes meaning or goes away;
+// plan.schema.json describes it.
+const Format = 2
 
 // Action is what happens to a file or directory.
 type Action string
@@ -46,42 +51,103 @@ const (
 	Reload  Verb = "reload"  // changed imapd.conf or cyrus.conf (SIGHUP)
 )
 
-// Plan is a complete plan. Every field is part of the JSON format.
+// Mode is a permission mode, written in JSON as an octal string ("0640").
+type Mode fs.FileMode
+
+// MarshalText writes the mode as four octal digits.
+func (m Mode) MarshalText() ([]byte, error) { return fmt.Appendf(nil, "%04o", uint32(m)), nil }
+
+// UnmarshalText reads an octal mode.
+func (m *Mode) UnmarshalText(b []byte) error {
+	n, err := strconv.ParseUint(string(b), 8, 32)
+	if err != nil || n > 0o7777 {
+		return fmt.Errorf("mode %q is not an octal permission mode", b)
+	}
+	*m = Mode(n)
+	return nil
+}
+
+// Transport is how a plan reached its hosts, so that apply reaches the
+// same ones the same way: a directory per host, or SSH (its credentials
+// are never recorded).
+type Transport struct {
+	Kind string `json:"kind"` // "local" or "ssh"
+	Root string `json:"root"` // local: the directory of the hosts
+}
+
+// Plan is a complete plan. Every field is part of the JSON format and
+// always present.
 type Plan struct {
-	Format int    `json:"format"`
-	Commit string `json:"commit,omitempty"` // layout commit; "" outside git
+	Format int `json:"format"`
+	// ID names the plan; the manifest of every host it changes records
+	// it, so that applying it again says it was applied.
+	ID      string `json:"id"`
+	Version string `json:"cyrplanVersion"` // the cyrplan that made it
+	Commit  string `json:"commit"`         // layout commit; "" outside git
 	// LayoutID is the git tree of the layout directory at Commit: a
 	// merge that leaves the layout's files alone keeps it.
-	LayoutID string   `json:"layoutId,omitempty"`
-	Dirty    bool     `json:"dirty,omitempty"` // the layout had uncommitted changes
-	Targets  []string `json:"targets,omitempty"`
-	Excludes []string `json:"excludes,omitempty"`
-	Hosts    []*Host  `json:"hosts"`
+	LayoutID string `json:"layoutId"`
+	Dirty    bool   `json:"dirty"` // the layout had uncommitted changes
+	// LayoutHash is the SHA-256 of the layout's files as they were read:
+	// it binds a plan of a layout outside git or with uncommitted changes.
+	LayoutHash string `json:"layoutHash"`
+	// RenderHash is the SHA-256 of the rendered tree of the plan's scope:
+	// a cyrplan that renders the same layout differently makes another.
+	RenderHash string    `json:"renderHash"`
+	Transport  Transport `json:"transport"`
+	Targets    []string  `json:"targets"`
+	Excludes   []string  `json:"excludes"`
+	Hosts      []*Host   `json:"hosts"`
 	// Actions run in this order: stops, then store by store (replicas
 	// before the master), then spare slots.
 	Actions []*ServiceAction `json:"actions"`
 	// Problems block the apply: a pinned build missing on a host. A host
-	// that could not be read is not one: it has an Error, and apply
+	// that could not be read is not one: it is not Read, and apply
 	// changes the others.
-	Problems []string `json:"problems,omitempty"`
+	Problems []string `json:"problems"`
 	Summary  Summary  `json:"summary"`
 }
 
 // Host is the plan of one host.
 type Host struct {
-	Host string `json:"host"`
+	Host  string `json:"host"`
+	Read  bool   `json:"read"`  // false: it could not be read, and nothing is planned for it
+	Error string `json:"error"` // why it could not be read (it names the host)
+	// NeedsWork: apply writes to this host (files, directories, roles,
+	// its manifest) or runs an action on it.
+	NeedsWork bool `json:"needsWork"`
 	// Observed is the SHA-256 of every file the plan looked at, "" for
-	// an absent one: apply refuses the plan if any differs by then.
-	Observed map[string]string `json:"observed"`
-	// ManifestApplyID is the apply the host's manifest records.
-	ManifestApplyID string        `json:"manifestApplyId,omitempty"`
-	Files           []*FileChange `json:"files,omitempty"` // only changes
-	Dirs            []*DirChange  `json:"dirs,omitempty"`  // only changes
-	Roles           []*RoleWrite  `json:"roles,omitempty"`
+	// an absent one; ObservedRoles the role each slot of the plan
+	// records. Apply refuses the plan if any differs by then.
+	Observed        map[string]string      `json:"observed"`
+	ObservedRoles   map[string]layout.Role `json:"observedRoles"`
+	ManifestApplyID string                 `json:"manifestApplyId"` // the apply the host's manifest records
+	Files           []*FileChange          `json:"files"`           // only changes
+	Dirs            []*DirChange           `json:"dirs"`            // only changes
+	Roles           []*RoleWrite           `json:"roles"`
 	// Slots are the slots of this host the plan covers, with the role
-	// each runs in; the manifest written by apply lists them.
+	// each runs in.
 	Slots map[string]layout.Role `json:"slots"`
-	Error string                 `json:"error,omitempty"` // why the host could not be read (it names the host)
+	// Manifest is the manifest apply records on the host (with the
+	// apply's id, time and the fingerprints of the secrets it wrote).
+	Manifest Manifest `json:"manifest"`
+	// ClearsPending are the slots whose action, left pending by an
+	// earlier apply, this plan runs or makes moot.
+	ClearsPending []string `json:"clearsPending"`
+}
+
+// Manifest is the part of a host's manifest that a plan decides.
+type Manifest struct {
+	Files map[string]ManifestFile `json:"files"`
+	Slots []string                `json:"slots"`
+}
+
+// ManifestFile is one file of a planned manifest.
+type ManifestFile struct {
+	SHA256      string   `json:"sha256"`
+	Slot        string   `json:"slot"`
+	Kind        string   `json:"kind"`
+	SecretLines []string `json:"secretLines"`
 }
 
 // FileChange is one file to create, update or delete.
@@ -90,26 +156,29 @@ type FileChange struct {
 	Slot   string      `json:"slot"`
 	Kind   render.Kind `json:"kind"`
 	Action Action      `json:"action"`
-	Mode   fs.FileMode `json:"mode"`
-	Owner  string      `json:"owner,omitempty"`
-	Group  string      `json:"group,omitempty"`
-	Before string      `json:"before,omitempty"` // SHA-256 on the host now
-	After  string      `json:"after,omitempty"`  // SHA-256 rendered
+	Mode   Mode        `json:"mode"`
+	Owner  string      `json:"owner"`
+	Group  string      `json:"group"`
+	Before string      `json:"before"` // SHA-256 on the host now, "" if absent
+	After  string      `json:"after"`  // SHA-256 rendered, "" when deleted
 	// Drift: the host's copy is not what cyrplan last wrote; someone
 	// changed it by hand, and the plan overwrites (or deletes) it.
-	Drift   bool           `json:"drift,omitempty"`
-	Diff    string         `json:"diff,omitempty"` // unified, secrets redacted
-	Options []OptionChange `json:"options,omitempty"`
+	Drift bool `json:"drift"`
+	// Secrets are the secrets whose values change in this file: it is
+	// written although its redacted content is the same. Names only.
+	Secrets []string       `json:"secrets"`
+	Diff    string         `json:"diff"` // unified, secrets redacted
+	Options []OptionChange `json:"options"`
 }
 
 // DirChange is a directory to create or whose mode to set.
 type DirChange struct {
-	Path   string      `json:"path"`
-	Slot   string      `json:"slot"`
-	Action Action      `json:"action"`
-	Mode   fs.FileMode `json:"mode"`
-	Owner  string      `json:"owner"`
-	Group  string      `json:"group"`
+	Path   string `json:"path"`
+	Slot   string `json:"slot"`
+	Action Action `json:"action"`
+	Mode   Mode   `json:"mode"`
+	Owner  string `json:"owner"`
+	Group  string `json:"group"`
 }
 
 // RoleWrite records the role a new slot starts in.
@@ -122,51 +191,61 @@ type RoleWrite struct {
 type ServiceAction struct {
 	Host   string      `json:"host"`
 	Slot   string      `json:"slot"`
-	Store  string      `json:"store,omitempty"`
+	Store  string      `json:"store"`
 	Verb   Verb        `json:"verb"`
 	Role   layout.Role `json:"role"`
 	Reason string      `json:"reason"`
-	// Servername and Addr let apply check the slot's IMAP banner.
-	Addr string `json:"addr,omitempty"`
+	// Addr is the slot's IMAP address, where apply checks its banner.
+	Addr string `json:"addr"`
+	// ByPIDFile: a stop of a slot whose init script is no longer on the
+	// host, done by signalling the master its pidfile names.
+	ByPIDFile bool `json:"byPidFile"`
 }
 
 // OptionChange is one imapd.conf option that changes.
 type OptionChange struct {
 	Key    string `json:"key"`
-	Before string `json:"before,omitempty"`
-	After  string `json:"after,omitempty"`
-	Added  bool   `json:"added,omitempty"`
-	Gone   bool   `json:"removed,omitempty"`
+	Before string `json:"before"`
+	After  string `json:"after"`
+	Added  bool   `json:"added"`
+	Gone   bool   `json:"removed"`
 }
 
 // Summary counts what the plan does.
 type Summary struct {
-	Add, Change, Remove       int // slots
-	Starts, Stops             int
-	Restarts, Reloads         int
-	Files, Drift              int
-	Unreachable, HostsChanged int
+	Add          int `json:"add"` // slots
+	Change       int `json:"change"`
+	Remove       int `json:"remove"`
+	Starts       int `json:"starts"`
+	Stops        int `json:"stops"`
+	Restarts     int `json:"restarts"`
+	Reloads      int `json:"reloads"`
+	Files        int `json:"files"`
+	Drift        int `json:"drift"`
+	Hosts        int `json:"hosts"` // in the plan's scope
+	Unreachable  int `json:"unreachable"`
+	HostsChanged int `json:"hostsChanged"`
 }
 
 // Unreachable returns the hosts that could not be read.
 func (p *Plan) Unreachable() []*Host {
 	var out []*Host
 	for _, h := range p.Hosts {
-		if h.Error != "" {
+		if !h.Read {
 			out = append(out, h)
 		}
 	}
 	return out
 }
 
-// HasChanges reports whether applying the plan would change anything.
+// HasChanges reports whether applying the plan would do anything.
 func (p *Plan) HasChanges() bool {
 	for _, h := range p.Hosts {
-		if len(h.Files) > 0 || len(h.Dirs) > 0 || len(h.Roles) > 0 {
+		if h.NeedsWork {
 			return true
 		}
 	}
-	return len(p.Actions) > 0
+	return false
 }
 
 // Input is what Build needs.
@@ -176,18 +255,24 @@ type Input struct {
 	Observed map[string]*state.Host // by host; a host missing here failed to be read
 	Errors   map[string]error       // why a host could not be read
 	Scope    *Scope
-	Commit   string
-	LayoutID string
-	Dirty    bool
+	// Secrets are the values apply will write: a file whose manifest
+	// records other fingerprints is rewritten. Nil compares no secret
+	// (diff, which has no hosts).
+	Secrets secret.Values
 	// Labels name the two sides in diffs; default "on the host" and
 	// "rendered".
 	Labels [2]string
+	// The plan's identity, copied as they are.
+	ID, Version, Commit, LayoutID, LayoutHash string
+	Dirty                                     bool
+	Transport                                 Transport
 }
 
 // Build computes the plan.
 func Build(in Input) *Plan {
-	p := &Plan{Format: Format, Commit: in.Commit, LayoutID: in.LayoutID, Dirty: in.Dirty, Targets: in.Scope.Targets, Excludes: in.Scope.Excludes}
-	l := in.Layout
+	p := &Plan{Format: Format, ID: in.ID, Version: in.Version, Commit: in.Commit, LayoutID: in.LayoutID, Dirty: in.Dirty,
+		LayoutHash: in.LayoutHash, RenderHash: RenderHash(in.Tree, in.Scope), Transport: in.Transport,
+		Targets: orEmpty(in.Scope.Targets), Excludes: orEmpty(in.Scope.Excludes), Hosts: []*Host{}, Problems: []string{}}
 	if in.Labels == [2]string{} {
 		in.Labels = [2]string{"on the host", "rendered"}
 	}
@@ -197,8 +282,7 @@ func Build(in Input) *Plan {
 		if !in.Scope.Host(hn) {
 			continue
 		}
-		want := in.Tree.Hosts[hn]
-		hp := &Host{Host: hn, Observed: map[string]string{}, Slots: map[string]layout.Role{}}
+		hp := newHost(hn)
 		p.Hosts = append(p.Hosts, hp)
 		obs := in.Observed[hn]
 		if obs == nil {
@@ -206,137 +290,272 @@ func Build(in Input) *Plan {
 			if err := in.Errors[hn]; err != nil {
 				hp.Error = err.Error()
 			}
-			p.Summary.Unreachable++
 			continue
 		}
+		hp.Read = true
 		if obs.Manifest != nil {
 			hp.ManifestApplyID = obs.Manifest.ApplyID
 		}
-		changed := map[string]map[render.Kind]*FileChange{} // slot -> kind -> change
-		rendered := map[string]bool{}
-		for i := range want.Files {
-			f := &want.Files[i]
-			rendered[f.Path] = true
-			if !in.Scope.Slot(f.Slot) {
-				continue
-			}
-			hp.Slots[f.Slot] = currentRole(l, obs, f.Slot)
-			of := obs.Files[f.Path]
-			if of == nil {
-				of = &state.File{}
-			}
-			hp.Observed[f.Path] = of.SHA256
-			fc := fileChange(obs, f, of, in.Labels)
-			if fc == nil {
-				continue
-			}
-			hp.Files = append(hp.Files, fc)
-			if changed[f.Slot] == nil {
-				changed[f.Slot] = map[render.Kind]*FileChange{}
-			}
-			if f.Kind != render.CyrusConf || f.Path == roleConf(f.Path, hp.Slots[f.Slot]) {
-				changed[f.Slot][f.Kind] = fc
-			}
+		b := &hostBuild{in: in, obs: obs, hp: hp, changed: map[string]map[render.Kind]*FileChange{}}
+		b.files()
+		b.dirs()
+		stops = append(stops, b.removed()...)
+		for sn, a := range b.slotActions() {
+			slotActions[sn] = a
 		}
-		for _, d := range want.Dirs {
-			if !in.Scope.Slot(d.Slot) {
-				continue
-			}
-			od := obs.Dirs[d.Path]
-			switch {
-			case od == nil || !od.Exists:
-				hp.Dirs = append(hp.Dirs, &DirChange{Path: d.Path, Slot: d.Slot, Action: Create, Mode: d.Mode, Owner: d.Owner, Group: d.Group})
-			case od.Mode != d.Mode:
-				hp.Dirs = append(hp.Dirs, &DirChange{Path: d.Path, Slot: d.Slot, Action: Update, Mode: d.Mode, Owner: d.Owner, Group: d.Group})
-			}
-		}
-		// Files cyrplan wrote before that are no longer rendered.
-		removedSlots := map[string]bool{}
-		if m := obs.Manifest; m != nil {
-			for _, path := range slices.Sorted(maps.Keys(m.Files)) {
-				mf := m.Files[path]
-				if rendered[path] || !in.Scope.Removed(hn, mf.Slot) {
-					continue
-				}
-				of := obs.Files[path]
-				if of == nil {
-					of = &state.File{}
-				}
-				hp.Observed[path] = of.SHA256
-				if l.Slots[mf.Slot] == nil || l.Slots[mf.Slot].Host != hn {
-					removedSlots[mf.Slot] = true
-				}
-				if !of.Exists {
-					continue
-				}
-				hp.Files = append(hp.Files, &FileChange{Path: path, Slot: mf.Slot, Kind: render.Kind(mf.Kind), Action: Delete,
-					Before: of.SHA256, Drift: of.SHA256 != mf.SHA256})
-			}
-		}
-		sort.Slice(hp.Files, func(i, j int) bool { return hp.Files[i].Path < hp.Files[j].Path })
-		for _, s := range slices.Sorted(maps.Keys(removedSlots)) {
-			role := obs.Roles[s]
-			if role == "" {
-				role = layout.Master
-			}
-			stops = append(stops, &ServiceAction{Host: hn, Slot: s, Verb: Stop, Role: role, Reason: "no longer in the layout (its mail is kept)"})
-			p.Summary.Remove++
-		}
-		for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
-			s := l.Slots[sn]
-			isNew := obs.Manifest == nil || !slices.Contains(obs.Manifest.Slots, sn)
-			if init := obs.Files[render.PathsOf(s).InitScript]; isNew && (init == nil || !init.Exists) {
-				if _, ok := obs.Roles[sn]; !ok {
-					hp.Roles = append(hp.Roles, &RoleWrite{Slot: sn, Role: hp.Slots[sn]})
-				}
-				slotActions[sn] = &ServiceAction{Verb: Start, Reason: "new slot"}
-				p.Summary.Add++
-				continue
-			}
-			if a := serviceAction(changed[sn]); a != nil {
-				slotActions[sn] = a
-			}
-			if a := pendingAction(obs.Manifest, sn); a != nil && (slotActions[sn] == nil || stronger(a.Verb, slotActions[sn].Verb)) {
-				slotActions[sn] = a
-			}
-			if len(changed[sn]) > 0 || slotDirsChanged(hp.Dirs, sn) {
-				p.Summary.Change++
-			}
-		}
-		checkBuilds(p, l, obs, hp)
+		b.manifest()
+		checkBuilds(p, in.Layout, obs, hp)
 	}
-	p.Actions = append(stops, orderActions(l, p.Hosts, slotActions)...)
+	p.Actions = append(stops, orderActions(in.Layout, p.Hosts, slotActions)...)
+	for _, a := range p.Actions {
+		for _, h := range p.Hosts {
+			if h.Host == a.Host {
+				h.NeedsWork = true
+			}
+		}
+	}
 	p.summarize()
 	return p
 }
 
-func fileChange(obs *state.Host, f *render.File, of *state.File, labels [2]string) *FileChange {
-	after := state.Hash(f.Content)
-	fc := &FileChange{Path: f.Path, Slot: f.Slot, Kind: f.Kind, Mode: f.Mode, Owner: f.Owner, Group: f.Group, After: after}
+func newHost(name string) *Host {
+	return &Host{Host: name, Observed: map[string]string{}, ObservedRoles: map[string]layout.Role{}, Files: []*FileChange{},
+		Dirs: []*DirChange{}, Roles: []*RoleWrite{}, Slots: map[string]layout.Role{},
+		Manifest: Manifest{Files: map[string]ManifestFile{}, Slots: []string{}}, ClearsPending: []string{}}
+}
+
+// hostBuild is the plan of one host being made.
+type hostBuild struct {
+	in      Input
+	obs     *state.Host
+	hp      *Host
+	changed map[string]map[render.Kind]*FileChange // slot -> kind -> change of the files it runs with
+	gone    map[string]bool                        // slots that left this host
+}
+
+func (b *hostBuild) files() {
+	l, hp, obs := b.in.Layout, b.hp, b.obs
+	for i := range b.in.Tree.Hosts[hp.Host].Files {
+		f := &b.in.Tree.Hosts[hp.Host].Files[i]
+		if !b.in.Scope.Slot(f.Slot) {
+			continue
+		}
+		if _, ok := hp.Slots[f.Slot]; !ok {
+			hp.Slots[f.Slot] = currentRole(l, obs, f.Slot)
+			if r, ok := obs.Roles[f.Slot]; ok {
+				hp.ObservedRoles[f.Slot] = r
+			}
+		}
+		of := obs.Files[f.Path]
+		if of == nil {
+			of = &state.File{}
+		}
+		hp.Observed[f.Path] = of.SHA256
+		fc := b.fileChange(f, of)
+		if fc == nil {
+			continue
+		}
+		hp.Files = append(hp.Files, fc)
+		if b.changed[f.Slot] == nil {
+			b.changed[f.Slot] = map[render.Kind]*FileChange{}
+		}
+		if f.Kind != render.CyrusConf || f.Path == hostpath.Of(l.Slots[f.Slot]).RoleConf(hp.Slots[f.Slot]) {
+			b.changed[f.Slot][f.Kind] = fc
+		}
+	}
+}
+
+func (b *hostBuild) fileChange(f *render.File, of *state.File) *FileChange {
+	after := f.SHA256
+	fc := &FileChange{Path: f.Path, Slot: f.Slot, Kind: f.Kind, Mode: Mode(f.Mode), Owner: f.Owner, Group: f.Group, After: after,
+		Secrets: []string{}, Options: []OptionChange{}}
 	var mf *state.ManifestFile
-	if obs.Manifest != nil {
-		if m, ok := obs.Manifest.Files[f.Path]; ok {
-			mf = &m
+	if m := b.obs.Manifest; m != nil {
+		if e, ok := m.Files[f.Path]; ok {
+			mf = &e
 		}
 	}
 	switch {
 	case !of.Exists:
 		fc.Action = Create
 		fc.Drift = mf != nil // cyrplan wrote it, someone removed it
+		return fc
 	case of.SHA256 == after && of.Mode == f.Mode:
-		return nil
-	default:
-		fc.Action = Update
-		fc.Before = of.SHA256
-		fc.Drift = mf != nil && mf.SHA256 != of.SHA256
-		if of.SHA256 != after {
-			fc.Diff = string(diff.Diff(obs.Name+":"+f.Path+" ("+labels[0]+")", of.Content, obs.Name+":"+f.Path+" ("+labels[1]+")", f.Content))
-			if f.Kind == render.IMAPDConf {
-				fc.Options = optionChanges(of.Content, f.Content)
-			}
+		fc.Secrets = b.changedSecrets(f, mf)
+		if len(fc.Secrets) == 0 {
+			return nil
+		}
+	}
+	fc.Action = Update
+	fc.Before = of.SHA256
+	fc.Drift = mf != nil && mf.SHA256 != of.SHA256
+	if of.SHA256 != after {
+		fc.Diff = string(diff.Diff(b.obs.Name+":"+f.Path+" ("+b.in.Labels[0]+")", of.Content, b.obs.Name+":"+f.Path+" ("+b.in.Labels[1]+")", f.Content))
+		if f.Kind == render.IMAPDConf {
+			fc.Options = optionChanges(of.Content, f.Content)
 		}
 	}
 	return fc
+}
+
+// changedSecrets are the secrets of f whose values differ from those the
+// host's copy was written with, by the fingerprints its manifest
+// records (none recorded: written by an older cyrplan, so rewritten).
+func (b *hostBuild) changedSecrets(f *render.File, mf *state.ManifestFile) []string {
+	out := []string{}
+	if b.in.Secrets == nil {
+		return out
+	}
+	for _, name := range f.Secrets {
+		if mf == nil || b.obs.Manifest.Salt == "" || mf.Secrets[name] != secret.Fingerprint(b.obs.Manifest.Salt, name, b.in.Secrets[name]) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (b *hostBuild) dirs() {
+	for _, d := range b.in.Tree.Hosts[b.hp.Host].Dirs {
+		if !b.in.Scope.Slot(d.Slot) {
+			continue
+		}
+		od := b.obs.Dirs[d.Path]
+		dc := &DirChange{Path: d.Path, Slot: d.Slot, Mode: Mode(d.Mode), Owner: d.Owner, Group: d.Group}
+		switch {
+		case od == nil || !od.Exists:
+			dc.Action = Create
+		case od.Mode != d.Mode:
+			dc.Action = Update
+		default:
+			continue
+		}
+		b.hp.Dirs = append(b.hp.Dirs, dc)
+	}
+}
+
+// removed plans the files and stops of slots cyrplan manages on the host
+// that the layout no longer puts there: a stop each (by the pidfile when
+// the init script is gone already), and the deletion of what is left of
+// their files. Their mail data stays.
+func (b *hostBuild) removed() []*ServiceAction {
+	l, hp, obs := b.in.Layout, b.hp, b.obs
+	b.gone = map[string]bool{}
+	m := obs.Manifest
+	if m == nil {
+		return nil
+	}
+	rendered := map[string]bool{}
+	for _, f := range b.in.Tree.Hosts[hp.Host].Files {
+		rendered[f.Path] = true
+	}
+	for _, path := range slices.Sorted(maps.Keys(m.Files)) {
+		mf := m.Files[path]
+		if rendered[path] || !b.in.Scope.Removed(hp.Host, mf.Slot) {
+			continue
+		}
+		of := obs.Files[path]
+		if of == nil {
+			of = &state.File{}
+		}
+		hp.Observed[path] = of.SHA256
+		if l.Slots[mf.Slot] == nil || l.Slots[mf.Slot].Host != hp.Host {
+			b.gone[mf.Slot] = true
+		}
+		if of.Exists {
+			hp.Files = append(hp.Files, &FileChange{Path: path, Slot: mf.Slot, Kind: render.Kind(mf.Kind), Action: Delete,
+				Before: of.SHA256, Drift: of.SHA256 != mf.SHA256, Secrets: []string{}, Options: []OptionChange{}})
+		}
+	}
+	for _, s := range m.Slots {
+		if (l.Slots[s] == nil || l.Slots[s].Host != hp.Host) && b.in.Scope.Removed(hp.Host, s) {
+			b.gone[s] = true
+		}
+	}
+	sort.Slice(hp.Files, func(i, j int) bool { return hp.Files[i].Path < hp.Files[j].Path })
+	var stops []*ServiceAction
+	for _, s := range slices.Sorted(maps.Keys(b.gone)) {
+		role := obs.Roles[s]
+		if role == "" {
+			role = layout.Master
+		}
+		script := obs.Files[hostpath.Named(s).InitScript]
+		stops = append(stops, &ServiceAction{Host: hp.Host, Slot: s, Verb: Stop, Role: role,
+			Reason: "no longer in the layout (its mail is kept)", ByPIDFile: script == nil || !script.Exists})
+		if _, ok := m.Pending[s]; ok {
+			hp.ClearsPending = append(hp.ClearsPending, s)
+		}
+	}
+	return stops
+}
+
+// slotActions decides what each slot of the host needs: a new slot
+// starts; otherwise the files it runs with decide (see serviceAction),
+// and an action an earlier apply left pending is run.
+func (b *hostBuild) slotActions() map[string]*ServiceAction {
+	l, hp, obs := b.in.Layout, b.hp, b.obs
+	out := map[string]*ServiceAction{}
+	for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
+		s := l.Slots[sn]
+		isNew := obs.Manifest == nil || !slices.Contains(obs.Manifest.Slots, sn)
+		if init := obs.Files[hostpath.Of(s).InitScript]; isNew && (init == nil || !init.Exists) {
+			if _, ok := obs.Roles[sn]; !ok {
+				hp.Roles = append(hp.Roles, &RoleWrite{Slot: sn, Role: hp.Slots[sn]})
+			}
+			out[sn] = &ServiceAction{Verb: Start, Reason: "new slot"}
+		} else if a := serviceAction(b.changed[sn], obs, b.in.Tree.Hosts[hp.Host]); a != nil {
+			out[sn] = a
+		}
+		if a := pendingAction(obs.Manifest, sn); a != nil {
+			if out[sn] == nil || stronger(a.Verb, out[sn].Verb) {
+				out[sn] = a
+			}
+			hp.ClearsPending = append(hp.ClearsPending, sn)
+		}
+	}
+	sort.Strings(hp.ClearsPending)
+	return out
+}
+
+// manifest decides the manifest apply records: every rendered file of
+// the slots in scope, the removed slots gone (whether or not their files
+// still were there), and the rest as the host's manifest has it.
+func (b *hostBuild) manifest() {
+	hp, obs := b.hp, b.obs
+	mp := &hp.Manifest
+	if m := obs.Manifest; m != nil {
+		for path, mf := range m.Files {
+			if !b.gone[mf.Slot] && !b.in.Scope.Slot(mf.Slot) {
+				mp.Files[path] = ManifestFile{SHA256: mf.SHA256, Slot: mf.Slot, Kind: mf.Kind, SecretLines: orEmpty(mf.SecretLines)}
+			}
+		}
+	}
+	for i := range b.in.Tree.Hosts[hp.Host].Files {
+		f := &b.in.Tree.Hosts[hp.Host].Files[i]
+		if _, ok := hp.Slots[f.Slot]; ok {
+			mf := state.NewManifestFile(f)
+			mp.Files[f.Path] = ManifestFile{SHA256: mf.SHA256, Slot: mf.Slot, Kind: mf.Kind, SecretLines: orEmpty(mf.SecretLines)}
+		}
+	}
+	slots := map[string]bool{}
+	for _, f := range mp.Files {
+		slots[f.Slot] = true
+	}
+	mp.Slots = slices.Sorted(maps.Keys(slots))
+	hp.NeedsWork = len(hp.Files) > 0 || len(hp.Dirs) > 0 || len(hp.Roles) > 0 || len(hp.ClearsPending) > 0 || !sameManifest(mp, obs.Manifest)
+}
+
+// sameManifest reports whether the host's manifest already records mp.
+func sameManifest(mp *Manifest, m *state.Manifest) bool {
+	if m == nil || len(m.Files) != len(mp.Files) || !slices.Equal(m.Slots, mp.Slots) {
+		return false
+	}
+	for path, f := range mp.Files {
+		o, ok := m.Files[path]
+		if !ok || o.SHA256 != f.SHA256 || o.Slot != f.Slot || o.Kind != f.Kind || !slices.Equal(orEmpty(o.SecretLines), f.SecretLines) {
+			return false
+		}
+	}
+	return true
 }
 
 // currentRole is the role a slot runs in: the one its host records, or
@@ -349,44 +568,6 @@ func currentRole(l *layout.Layout, obs *state.Host, slot string) layout.Role {
 		return r
 	}
 	return layout.Master
-}
-
-// roleConf is the cyrus.conf a slot in role runs with, next to path.
-func roleConf(path string, role layout.Role) string {
-	dir := path[:len(path)-len(pathBase(path))]
-	return dir + "cyrus-" + string(role) + ".conf"
-}
-
-func pathBase(p string) string {
-	i := len(p) - 1
-	for i >= 0 && p[i] != '/' {
-		i--
-	}
-	return p[i+1:]
-}
-
-var listenRE = regexp.MustCompile(`listen="[^"]*"`)
-
-// serviceAction derives what a slot's master needs from the files that
-// change: a changed init script or listen address restarts, any other
-// change to the configs it runs with reloads.
-func serviceAction(changed map[render.Kind]*FileChange) *ServiceAction {
-	if len(changed) == 0 {
-		return nil
-	}
-	if _, ok := changed[render.InitScript]; ok {
-		return &ServiceAction{Verb: Restart, Reason: "init script changed (build, addresses or ports)"}
-	}
-	if c, ok := changed[render.CyrusConf]; ok {
-		if listenChanged(c.Diff) {
-			return &ServiceAction{Verb: Restart, Reason: "listen address changed"}
-		}
-		return &ServiceAction{Verb: Reload, Reason: "cyrus.conf changed"}
-	}
-	if _, ok := changed[render.IMAPDConf]; ok {
-		return &ServiceAction{Verb: Reload, Reason: "imapd.conf changed"}
-	}
-	return nil
 }
 
 // pendingAction is the action an earlier apply left for slot, if any.
@@ -402,43 +583,6 @@ func pendingAction(m *state.Manifest, slot string) *ServiceAction {
 func stronger(a, b Verb) bool {
 	rank := map[Verb]int{Reload: 1, Restart: 2, Start: 3}
 	return rank[a] > rank[b]
-}
-
-func listenChanged(d string) bool {
-	var removed, added [][]byte
-	for _, line := range bytes.Split([]byte(d), []byte("\n")) {
-		switch {
-		case bytes.HasPrefix(line, []byte("---")), bytes.HasPrefix(line, []byte("+++")):
-		case bytes.HasPrefix(line, []byte("-")):
-			removed = append(removed, listenRE.FindAll(line, -1)...)
-		case bytes.HasPrefix(line, []byte("+")):
-			added = append(added, listenRE.FindAll(line, -1)...)
-		}
-	}
-	if len(removed) != len(added) {
-		return true
-	}
-	sortBytes(removed)
-	sortBytes(added)
-	for i := range removed {
-		if !bytes.Equal(removed[i], added[i]) {
-			return true
-		}
-	}
-	return false
-}
-
-func sortBytes(b [][]byte) {
-	sort.Slice(b, func(i, j int) bool { return bytes.Compare(b[i], b[j]) < 0 })
-}
-
-func slotDirsChanged(dirs []*DirChange, slot string) bool {
-	for _, d := range dirs {
-		if d.Slot == slot {
-			return true
-		}
-	}
-	return false
 }
 
 // checkBuilds records a problem for every build a slot of hp needs that
@@ -502,14 +646,19 @@ func orderActions(l *layout.Layout, hosts []*Host, actions map[string]*ServiceAc
 }
 
 func (p *Plan) summarize() {
+	p.Summary.Hosts = len(p.Hosts)
 	for _, h := range p.Hosts {
+		if !h.Read {
+			p.Summary.Unreachable++
+			continue
+		}
 		p.Summary.Files += len(h.Files)
 		for _, f := range h.Files {
 			if f.Drift {
 				p.Summary.Drift++
 			}
 		}
-		if len(h.Files) > 0 || len(h.Dirs) > 0 || len(h.Roles) > 0 {
+		if h.NeedsWork {
 			p.Summary.HostsChanged++
 		}
 	}
@@ -517,14 +666,38 @@ func (p *Plan) summarize() {
 		switch a.Verb {
 		case Start:
 			p.Summary.Starts++
+			p.Summary.Add++
 		case Stop:
 			p.Summary.Stops++
+			p.Summary.Remove++
 		case Restart:
 			p.Summary.Restarts++
 		case Reload:
 			p.Summary.Reloads++
 		}
 	}
+	changed := map[string]bool{}
+	for _, h := range p.Hosts {
+		for _, f := range h.Files {
+			changed[f.Slot] = true
+		}
+		for _, d := range h.Dirs {
+			changed[d.Slot] = true
+		}
+	}
+	for _, a := range p.Actions {
+		if a.Verb == Start || a.Verb == Stop {
+			delete(changed, a.Slot)
+		}
+	}
+	p.Summary.Change = len(changed)
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func joinWords(w []string) string {

@@ -2,11 +2,13 @@ package plan
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/state"
 )
 
@@ -81,11 +83,11 @@ func TestNoChanges(t *testing.T) {
 	p := build(t, l, applied(render.Render(l)))
 	if p.HasChanges() {
 		var b bytes.Buffer
-		p.WriteText(&b)
+		p.WriteText(&b, "plan")
 		t.Fatalf("plan of an applied fleet has changes:\n%s", b.String())
 	}
 	var b bytes.Buffer
-	p.WriteText(&b)
+	p.WriteText(&b, "plan")
 	if !strings.Contains(b.String(), "No changes. The hosts match the layout.") {
 		t.Errorf("output:\n%s", b.String())
 	}
@@ -118,7 +120,7 @@ func TestStoreOptionChange(t *testing.T) {
 		t.Errorf("actions %s", got)
 	}
 	var b bytes.Buffer
-	p.WriteText(&b)
+	p.WriteText(&b, "plan")
 	for _, w := range []string{"~ quota_db: twoskip => skiplist", "-quota_db: twoskip", "+quota_db: skiplist",
 		"Plan: 0 slots to add, 2 to change, 0 to remove; 0 starts, 0 restarts, 2 reloads, 0 stops."} {
 		if !strings.Contains(b.String(), w) {
@@ -196,7 +198,7 @@ func TestDriftAndRemoval(t *testing.T) {
 	h.Files["/etc/cyrus/slot699/imapd.conf"] = &state.File{Exists: true, SHA256: "x"}
 	p := build(t, l, obs)
 	var b bytes.Buffer
-	p.WriteText(&b)
+	p.WriteText(&b, "plan")
 	out := b.String()
 	for _, w := range []string{
 		"~ /etc/cyrus/slot608/imapd.conf [drift: changed on the host]",
@@ -269,25 +271,148 @@ func TestScope(t *testing.T) {
 	}
 }
 
-func TestStale(t *testing.T) {
+func TestCompare(t *testing.T) {
 	l := example(t)
 	tree := render.Render(l)
 	obs := applied(tree)
 	l.Imapd["allowplaintext"] = "yes"
 	saved := build(t, l, obs)
-	if why := Stale(saved, build(t, l, obs)); len(why) != 0 {
+	if why := Compare(saved, build(t, l, obs)); len(why) != 0 {
 		t.Errorf("fresh plan stale: %v", why)
 	}
 	f := obs["imap6"].Files["/etc/cyrus/slot608/imapd.conf"]
 	f.SHA256 = "edited"
-	why := Stale(saved, build(t, l, obs))
+	why := Compare(saved, build(t, l, obs))
 	if len(why) != 1 || why[0] != "imap6:/etc/cyrus/slot608/imapd.conf changed on the host since the plan was made" {
 		t.Errorf("stale: %v", why)
 	}
+	// A commit whose layout files are the same (a merge elsewhere in the
+	// repository) is the same layout; other files are not.
 	other := build(t, l, applied(tree))
 	other.Commit = "abc"
-	if why := Stale(saved, other); len(why) == 0 || !strings.Contains(why[0], "layout commit") {
-		t.Errorf("another commit not stale: %v", why)
+	if why := Compare(saved, other); len(why) != 0 {
+		t.Errorf("another commit of the same layout: %v", why)
+	}
+	other.LayoutHash = "other"
+	if why := Compare(saved, other); len(why) == 0 || !strings.Contains(why[0], "layout commit") {
+		t.Errorf("another layout not stale: %v", why)
+	}
+}
+
+// TestCompareBinds: a saved plan holds only while a plan made now would
+// do exactly the same, host by host and item by item.
+func TestCompareBinds(t *testing.T) {
+	l := example(t)
+	tree := render.Render(l)
+	l.Imapd["allowplaintext"] = "yes"
+	tests := []struct {
+		name  string
+		saved func() *Plan
+		fresh func() *Plan
+		want  string
+	}{
+		{"a host unread at plan time", func() *Plan {
+			obs := applied(tree)
+			delete(obs, "imap7")
+			return build(t, l, obs)
+		}, func() *Plan { return build(t, l, applied(tree)) },
+			"imap7: could not be read when the plan was made, so the plan does nothing there; make a new plan to change it"},
+		{"targets edited out of the file", func() *Plan {
+			p := build(t, l, applied(tree), "store23")
+			p.Targets = []string{}
+			return p
+		}, func() *Plan { return build(t, l, applied(tree)) },
+			"imap4: in this apply's scope, not in the plan's"},
+		{"a failover since", func() *Plan { return build(t, l, applied(tree)) }, func() *Plan {
+			obs := applied(tree)
+			obs["imap6"].Roles["slot608"] = layout.Replica
+			obs["imap3"].Roles["slot308"] = layout.Master
+			return build(t, l, obs)
+		}, "imap3: slot308 now runs as master, as replica when the plan was made (a failover ran since)"},
+		{"an action edited in the file", func() *Plan {
+			p := build(t, l, applied(tree))
+			p.Actions[0].Verb = Restart
+			return p
+		}, func() *Plan { return build(t, l, applied(tree)) },
+			"action 1 is now reload slot401 on imap4 as replica, the plan has restart slot401 on imap4 as replica"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			why := Compare(tt.saved(), tt.fresh())
+			if !slices.Contains(why, tt.want) {
+				t.Errorf("Compare:\n  %s\nwant among them:\n  %s", strings.Join(why, "\n  "), tt.want)
+			}
+		})
+	}
+}
+
+// TestSecretChange: a secret whose value differs from the fingerprint
+// the manifest records rewrites the files that hold it and reloads their
+// slots, and the plan says so without the value.
+func TestSecretChange(t *testing.T) {
+	l := example(t)
+	tree := render.Render(l)
+	obs := applied(tree)
+	old := secret.Values{"replication": "old-s3cret"}
+	for _, h := range obs {
+		h.Manifest.Salt = "salt-" + h.Name
+		for _, f := range tree.Hosts[h.Name].Files {
+			mf := h.Manifest.Files[f.Path]
+			for _, name := range f.Secrets {
+				mf.Secrets = map[string]string{name: secret.Fingerprint(h.Manifest.Salt, name, old[name])}
+			}
+			h.Manifest.Files[f.Path] = mf
+		}
+	}
+	sc, _ := NewScope(l, nil, nil)
+	same := Build(Input{Layout: l, Tree: tree, Observed: obs, Scope: sc, Secrets: old})
+	if same.HasChanges() {
+		t.Fatalf("the same secret: the plan has changes")
+	}
+	p := Build(Input{Layout: l, Tree: tree, Observed: obs, Scope: sc, Secrets: secret.Values{"replication": "new-s3cret"}})
+	var reloads int
+	for _, a := range p.Actions {
+		if a.Verb != Reload || a.Reason != "secret replication changed" {
+			t.Errorf("action %+v; want a reload for the secret", *a)
+		}
+		reloads++
+	}
+	var b bytes.Buffer
+	p.WriteText(&b, "plan")
+	if err := p.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if reloads == 0 || !strings.Contains(out, "~ /etc/cyrus/slot608/imapd.conf (secret replication changed)") {
+		t.Errorf("%d reloads; output:\n%s", reloads, out)
+	}
+	for _, v := range []string{"old-s3cret", "new-s3cret", obs["imap6"].Manifest.Files["/etc/cyrus/slot608/imapd.conf"].Secrets["replication"]} {
+		if strings.Contains(out, v) {
+			t.Errorf("the plan shows %q", v)
+		}
+	}
+}
+
+// TestRemovedSlotLeavesManifest: a slot that left the layout leaves the
+// manifest even when an interrupted apply already removed its files, and
+// is stopped by its pidfile when its init script is gone.
+func TestRemovedSlotLeavesManifest(t *testing.T) {
+	l := example(t)
+	obs := applied(render.Render(l))
+	h := obs["imap6"]
+	h.Manifest.Files["/etc/cyrus/slot699/imapd.conf"] = state.ManifestFile{SHA256: "x", Slot: "slot699", Kind: "imapd.conf"}
+	h.Manifest.Files["/etc/init.d/cyrus-slot699"] = state.ManifestFile{SHA256: "y", Slot: "slot699", Kind: "init"}
+	h.Manifest.Slots = append(h.Manifest.Slots, "slot699")
+	p := build(t, l, obs)
+	hp := p.Hosts[slices.IndexFunc(p.Hosts, func(h *Host) bool { return h.Host == "imap6" })]
+	if !hp.NeedsWork || len(hp.Files) != 0 {
+		t.Errorf("needs work %v, files %d; want work (the manifest) and no file", hp.NeedsWork, len(hp.Files))
+	}
+	if _, ok := hp.Manifest.Files["/etc/cyrus/slot699/imapd.conf"]; ok || slices.Contains(hp.Manifest.Slots, "slot699") {
+		t.Errorf("the planned manifest keeps slot699: %v", hp.Manifest.Slots)
+	}
+	if len(p.Actions) != 1 || p.Actions[0].Verb != Stop || !p.Actions[0].ByPIDFile {
+		t.Errorf("actions %+v; want a stop of slot699 by its pidfile", p.Actions)
 	}
 }
 
@@ -305,7 +430,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if why := Stale(q, p); len(why) != 0 {
+	if why := Compare(q, p); len(why) != 0 {
 		t.Errorf("round trip stale: %v", why)
 	}
 	if _, err := Read(strings.NewReader(`{"format": 99}`)); err == nil || !strings.Contains(err.Error(), "format 99") {

@@ -13,7 +13,8 @@ import (
 // slot, each file with a unified diff, the imapd.conf options that
 // change, the service action; then drift, actions in order, problems,
 // and a closing summary line.
-func (p *Plan) WriteText(w io.Writer) {
+// kind is "plan" (of hosts) or "diff" (of two layouts).
+func (p *Plan) WriteText(w io.Writer, kind string) {
 	header := "Layout: not in git"
 	if p.Commit != "" {
 		header = "Layout: commit " + short(p.Commit)
@@ -34,10 +35,14 @@ func (p *Plan) WriteText(w io.Writer) {
 		actions[a.Host+"/"+a.Slot] = a
 	}
 	for _, h := range p.Hosts {
-		if h.Error != "" || (len(h.Files) == 0 && len(h.Dirs) == 0 && len(h.Roles) == 0 && !hasAction(p, h.Host)) {
+		if !h.Read || !h.NeedsWork {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s\n", h.Host)
+		if len(slotsOf(h, p)) == 0 {
+			fmt.Fprintf(w, "  manifest: records the %s cyrplan manages here (%s); no file changes\n",
+				plural(len(h.Manifest.Slots), "slot", "slots"), strings.Join(h.Manifest.Slots, ", "))
+		}
 		for _, slot := range slotsOf(h, p) {
 			a := actions[h.Host+"/"+slot]
 			line := "  " + slot
@@ -56,7 +61,7 @@ func (p *Plan) WriteText(w io.Writer) {
 			var dirs []string
 			for _, d := range h.Dirs {
 				if d.Slot == slot {
-					dirs = append(dirs, fmt.Sprintf("%s %s (%04o %s:%s)", symbol(d.Action), d.Path, d.Mode, d.Owner, d.Group))
+					dirs = append(dirs, fmt.Sprintf("%s %s (%04o %s:%s)", symbol(d.Action), d.Path, uint32(d.Mode), d.Owner, d.Group))
 				}
 			}
 			if len(dirs) > 0 {
@@ -108,10 +113,29 @@ func (p *Plan) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if !p.HasChanges() {
-		fmt.Fprintln(w, "No changes. The hosts match the layout.")
+		fmt.Fprintln(w, p.NoChanges(kind))
 		return
 	}
 	fmt.Fprintln(w, p.Summary.Line())
+	if down := len(p.Unreachable()); down > 0 {
+		fmt.Fprintf(w, "Read %d of %d hosts: the plan covers only those.\n", p.Summary.Hosts-down, p.Summary.Hosts)
+	}
+}
+
+// NoChanges is what a plan without changes says, honestly: which hosts
+// it read, or for a diff that the two revisions render the same.
+func (p *Plan) NoChanges(kind string) string {
+	down := len(p.Unreachable())
+	switch {
+	case kind == "diff":
+		return "No changes. Both revisions render the same tree."
+	case down == 0:
+		return "No changes. The hosts match the layout."
+	case down == p.Summary.Hosts:
+		return fmt.Sprintf("No host could be read (%d in scope): this plan covers none of them.", down)
+	}
+	return fmt.Sprintf("No changes on the %d of %d hosts read; %d could not be read (above): this plan covers only the hosts read.",
+		p.Summary.Hosts-down, p.Summary.Hosts, down)
 }
 
 // Line is the closing line of a plan.
@@ -126,9 +150,11 @@ func writeFile(w io.Writer, f *FileChange) {
 	line := fmt.Sprintf("    %s %s", symbol(f.Action), f.Path)
 	switch {
 	case f.Action == Create:
-		line += fmt.Sprintf(" (%04o %s:%s)", f.Mode, f.Owner, f.Group)
+		line += fmt.Sprintf(" (%04o %s:%s)", uint32(f.Mode), f.Owner, f.Group)
+	case f.Action == Update && len(f.Secrets) > 0 && f.Diff == "":
+		line += " (secret " + strings.Join(f.Secrets, ", ") + " changed)"
 	case f.Action == Update && f.Diff == "":
-		line += fmt.Sprintf(" (mode to %04o)", f.Mode)
+		line += fmt.Sprintf(" (mode to %04o)", uint32(f.Mode))
 	}
 	if f.Drift {
 		switch f.Action {
@@ -188,15 +214,6 @@ func slotsOf(h *Host, p *Plan) []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-func hasAction(p *Plan, host string) bool {
-	for _, a := range p.Actions {
-		if a.Host == host {
-			return true
-		}
-	}
-	return false
-}
-
 // WriteJSON writes the plan in its versioned JSON form.
 func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -211,6 +228,9 @@ func Read(r io.Reader) (*Plan, error) {
 		return nil, fmt.Errorf("not a cyrplan plan: %w", err)
 	}
 	if p.Format != Format {
+		if p.Format < Format {
+			return nil, fmt.Errorf("plan format %d, made by an older cyrplan; this cyrplan applies format %d: make the plan again", p.Format, Format)
+		}
 		return nil, fmt.Errorf("plan format %d; this cyrplan reads format %d: make the plan again", p.Format, Format)
 	}
 	return &p, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
 )
 
@@ -13,7 +14,7 @@ import (
 // options override the layout-wide ones). It returns the secrets it
 // references.
 func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
-	p := PathsOf(s)
+	p := hostpath.Of(s)
 	build := l.BuildOf(s.Name)
 	var b bytes.Buffer
 	b.Grow(2048)

@@ -6,11 +6,14 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"runtime"
 	"sort"
 	"sync"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
 )
 
@@ -50,6 +53,7 @@ type File struct {
 	Slot    string // the slot it belongs to
 	Kind    Kind
 	Secrets []string // names of the secrets whose markers it contains
+	SHA256  string   // of Content, hex
 }
 
 // Kind says what a file is for; plan and apply derive actions from it.
@@ -63,47 +67,13 @@ const (
 	Unit       Kind = "unit"
 )
 
+// Kinds are all the kinds, for checking a kind read from a host.
+var Kinds = []Kind{IMAPDConf, CyrusConf, InitScript, Unit}
+
 // SecretMarker is what stands in the rendered tree for a secret's value.
 // apply replaces it with the value; plans, golden files and logs only
 // ever show the marker.
 func SecretMarker(name string) string { return "<<secret:" + name + ">>" }
-
-// Paths where cyrplan puts a slot's files on its host.
-const (
-	ConfigRoot = "/etc/cyrus"
-	InitDir    = "/etc/init.d"
-	UnitDir    = "/etc/systemd/system"
-	StateDir   = "/var/lib/cyrplan" // manifest, lock, roles, previous versions
-)
-
-// SlotPaths are the paths of one slot on its host.
-type SlotPaths struct {
-	ConfigDir   string // /etc/cyrus/slot608
-	IMAPDConf   string // .../imapd.conf
-	MasterConf  string // .../cyrus-master.conf: the slot as its store's master
-	ReplicaConf string // .../cyrus-replica.conf: the slot as a replica
-	InitScript  string // /etc/init.d/cyrus-slot608
-	Unit        string // /etc/systemd/system/cyrus-slot608.service
-	PIDFile     string // /run/cyrus-slot608.pid
-	RoleFile    string // /var/lib/cyrplan/roles/slot608: the current role
-	ConfigDB    string // configdirectory on the meta partition
-}
-
-// PathsOf returns where slot's files live.
-func PathsOf(s *layout.Slot) SlotPaths {
-	dir := ConfigRoot + "/" + s.Name
-	return SlotPaths{
-		ConfigDir:   dir,
-		IMAPDConf:   dir + "/imapd.conf",
-		MasterConf:  dir + "/cyrus-master.conf",
-		ReplicaConf: dir + "/cyrus-replica.conf",
-		InitScript:  InitDir + "/cyrus-" + s.Name,
-		Unit:        UnitDir + "/cyrus-" + s.Name + ".service",
-		PIDFile:     "/run/cyrus-" + s.Name + ".pid",
-		RoleFile:    StateDir + "/roles/" + s.Name,
-		ConfigDB:    s.Meta + "/conf",
-	}
-}
 
 // Render compiles l into its rendered tree. Hosts are independent and
 // rendered on every core; the result is the same bytes however many.
@@ -139,12 +109,12 @@ func Render(l *layout.Layout) *Tree {
 }
 
 func slotDirs(s *layout.Slot) []Dir {
-	p := PathsOf(s)
+	p := hostpath.Of(s)
 	d := func(path string, mode fs.FileMode, owner, group string) Dir {
 		return Dir{Path: path, Mode: mode, Owner: owner, Group: group, Slot: s.Name}
 	}
 	return []Dir{
-		d(ConfigRoot, 0o755, "root", "root"),
+		d(hostpath.ConfigRoot, 0o755, "root", "root"),
 		d(p.ConfigDir, 0o755, "root", "root"),
 		d(s.Meta, 0o755, "root", "root"),
 		d(p.ConfigDB, 0o750, "cyrus", "mail"),
@@ -172,7 +142,7 @@ func dedupDirs(dirs []Dir) []Dir {
 }
 
 func slotFiles(l *layout.Layout, s *layout.Slot) []File {
-	p := PathsOf(s)
+	p := hostpath.Of(s)
 	imapd, secrets := imapdConf(l, s)
 	files := []File{
 		{Path: p.IMAPDConf, Mode: 0o640, Owner: "root", Group: "mail", Content: imapd, Kind: IMAPDConf, Secrets: secrets},
@@ -185,6 +155,8 @@ func slotFiles(l *layout.Layout, s *layout.Slot) []File {
 	}
 	for i := range files {
 		files[i].Slot = s.Name
+		sum := sha256.Sum256(files[i].Content)
+		files[i].SHA256 = hex.EncodeToString(sum[:])
 	}
 	return files
 }

@@ -157,9 +157,9 @@ func TestInitScript(t *testing.T) {
 		name, host, slot string
 		want             []string
 	}{
-		{"preferred master", "imap6", "slot608", []string{"DEFAULT_ROLE=master\n", "PREFIX=/usr/cyrusnew\n", "FLOAT_MASTER=10.0.1.23\n", "FLOAT_REPLICA=10.0.2.23\n", "IMAP_PORT=14308\n", "PIDFILE=/run/cyrus-slot608.pid\n"}},
-		{"preferred replica", "imap3", "slot308", []string{"DEFAULT_ROLE=replica\n", "IMAP_ADDR=10.0.0.3\n"}},
-		{"spare", "imap3", "slot309", []string{"DEFAULT_ROLE=master\n", "FLOAT_MASTER=\n", "PREFIX=/usr/lib/cyrus\n"}},
+		{"preferred master", "imap6", "slot608", []string{"DEFAULT_ROLE='master'\n", "PREFIX='/usr/cyrusnew'\n", "FLOAT_MASTER='10.0.1.23'\n", "FLOAT_REPLICA='10.0.2.23'\n", "IMAP_PORT='14308'\n", "PIDFILE='/run/cyrus-slot608.pid'\n"}},
+		{"preferred replica", "imap3", "slot308", []string{"DEFAULT_ROLE='replica'\n", "IMAP_ADDR='10.0.0.3'\n"}},
+		{"spare", "imap3", "slot309", []string{"DEFAULT_ROLE='master'\n", "FLOAT_MASTER=''\n", "PREFIX='/usr/lib/cyrus'\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

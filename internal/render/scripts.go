@@ -3,10 +3,13 @@ package render
 import (
 	"bytes"
 	_ "embed"
+	"fmt"
 	"strings"
 	"text/template"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/shell"
 )
 
 var (
@@ -15,12 +18,12 @@ var (
 	//go:embed unit.service.tmpl
 	unitText string
 
-	initTmpl = template.Must(template.New("init").Option("missingkey=error").Parse(initText))
+	initTmpl = template.Must(template.New("init").Option("missingkey=error").Funcs(template.FuncMap{"q": quote}).Parse(initText))
 	unitTmpl = template.Must(template.New("unit").Option("missingkey=error").Parse(unitText))
 )
 
 type scriptData struct {
-	SlotPaths
+	Paths                                   hostpath.Slot
 	Slot, What, Header, Prefix, DefaultRole string
 	Addr, Interface                         string
 	Port                                    int
@@ -32,7 +35,7 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 	build := l.BuildOf(s.Name)
 	h := l.Hosts[s.Host]
 	d := scriptData{
-		SlotPaths:   PathsOf(s),
+		Paths:       hostpath.Of(s),
 		Slot:        s.Name,
 		What:        "spare slot",
 		Prefix:      build.Prefix,
@@ -79,3 +82,6 @@ func execute(t *template.Template, d scriptData, size int) []byte {
 	}
 	return b.Bytes()
 }
+
+// quote writes a value of the init script as one shell word.
+func quote(v any) string { return shell.Quote(fmt.Sprint(v)) }

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
@@ -37,7 +37,7 @@ func Read(ctx context.Context, l *layout.Layout, st *layout.Store, hosts map[str
 			lv.Down[sn] = err
 			continue
 		}
-		role, recorded, err := state.ReadRole(ctx, h, sn)
+		role, recorded, err := onhost.ReadRole(ctx, h, sn)
 		if err != nil {
 			lv.Down[sn] = err
 			continue

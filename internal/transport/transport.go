@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
-	"strings"
 )
 
 // ErrNoExec is returned by Run on transports that cannot run commands
@@ -99,9 +98,4 @@ func OpError(where, op, p string, err error) error {
 		return fmt.Errorf("%s %s: %w", op, p, err)
 	}
 	return fmt.Errorf("%s: %s %s: %w", where, op, p, err)
-}
-
-// Quote quotes s as one word for /bin/sh.
-func Quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

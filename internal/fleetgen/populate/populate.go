@@ -14,18 +14,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
-	"sync"
 
-	"github.com/cyrplan/cyrplan/internal/apply"
-	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/parallel"
-	"github.com/cyrplan/cyrplan/internal/plan"
-	"github.com/cyrplan/cyrplan/internal/render"
-	"github.com/cyrplan/cyrplan/internal/secret"
-	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/transport"
-	"github.com/cyrplan/cyrplan/internal/transport/ssh"
 )
 
 // Config says where the hosts are and how to reach them.
@@ -49,81 +42,30 @@ func (noExec) Run(context.Context, string, io.Reader, io.Writer, io.Writer) erro
 // Populate applies the layout to its hosts without running commands and
 // returns the number of files written.
 func Populate(ctx context.Context, c Config) (int, error) {
-	if c.Parallelism < 1 {
-		c.Parallelism = 16
-	}
-	l, err := layout.Load(c.Layout)
+	cfg := fleet.Config{Layout: c.Layout, KnownHosts: c.KnownHosts, Identity: c.Identity, Parallelism: c.Parallelism, Getenv: c.Getenv}
+	s, err := fleet.Begin(ctx, cfg, nil, true)
 	if err != nil {
 		return 0, err
 	}
-	t := render.Render(l)
-	scope, err := plan.NewScope(l, nil, nil)
-	if err != nil {
-		return 0, err
+	defer s.Close()
+	if len(s.Hosts.Errs) > 0 {
+		for _, n := range slices.Sorted(maps.Keys(s.Hosts.Errs)) {
+			return 0, fmt.Errorf("%s: %w", n, s.Hosts.Errs[n])
+		}
 	}
-	names := t.HostNames()
-	hosts := map[string]transport.Host{}
-	observed := map[string]*state.Host{}
-	var (
-		mu   sync.Mutex
-		errs []error
-	)
-	defer func() {
-		for _, h := range hosts {
-			h.Close()
-		}
-	}()
-	parallel.Each(names, c.Parallelism, func(n string) {
-		lh := l.Hosts[n]
-		h, err := ssh.Dial(ctx, ssh.Config{Name: n, Address: lh.Address, Port: lh.SSHPort, User: lh.SSHUser,
-			KnownHostsFile: c.KnownHosts, IdentityFile: c.Identity})
-		if err != nil {
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-			return
-		}
-		o, err := state.Observe(ctx, h, t.Hosts[n], l.PrefixesOn(n))
-		mu.Lock()
-		defer mu.Unlock()
-		hosts[n] = noExec{h}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", n, err))
-			return
-		}
-		observed[n] = o
-	})
-	if len(errs) > 0 {
-		return 0, errs[0]
-	}
-	p := plan.Build(plan.Input{Layout: l, Tree: t, Observed: observed, Scope: scope})
+	p := s.Plan
 	if len(p.Problems) > 0 {
 		return 0, fmt.Errorf("the plan has problems: %v", p.Problems)
 	}
-	files := 0
-	var toWrite []string
-	for _, hp := range p.Hosts {
-		files += len(hp.Files)
-		content := map[string][]byte{}
-		for _, f := range t.Hosts[hp.Host].Files {
-			content[f.Path] = f.Content
-		}
-		for _, fc := range hp.Files {
-			toWrite = append(toWrite, secret.Names(content[fc.Path])...)
-		}
+	for n, h := range s.Hosts.Conns {
+		s.Hosts.Conns[n] = noExec{h}
 	}
-	slices.Sort(toWrite)
-	values, err := secret.Resolve(l, slices.Compact(toWrite), c.Getenv)
-	if err != nil {
-		return 0, err
-	}
-	res := apply.Execute(ctx, p, t, hosts, apply.Options{ApplyID: "fleetgen-populate", Secrets: values,
-		Log: c.Log, Parallelism: c.Parallelism})
+	res := s.Execute(ctx, fleet.ApplyOptions{Log: c.Log})
 	if err := res.Err(); err != nil {
 		return 0, err
 	}
 	if res.Stopped != nil {
 		return 0, res.Stopped
 	}
-	return files, nil
+	return p.Summary.Files, nil
 }

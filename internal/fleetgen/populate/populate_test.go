@@ -51,6 +51,7 @@ func TestPopulate(t *testing.T) {
 	if _, err := os.Stat(fl.Host("imap1").Path("/run/cyrus-slot101.pid")); err == nil {
 		t.Errorf("slot101 was started; populate must run no command")
 	}
+	t.Setenv("CYRPLAN_SECRET_REPLICATION", env["CYRPLAN_SECRET_REPLICATION"])
 	var out, errb bytes.Buffer
 	code := cli.Run(context.Background(), []string{"plan", "--detailed-exitcode", "--layout", dir,
 		"--known-hosts", fl.KnownHosts, "--identity", fl.Identity}, &out, &errb)

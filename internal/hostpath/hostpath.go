@@ -1,0 +1,79 @@
+// Package hostpath is the one home of every path cyrplan uses on a host:
+// where a slot's files go, where cyrplan keeps its own state (manifest,
+// lock, roles, backups), and the names of its temporary files. Render,
+// plan, apply and the fleet operations all take their paths from here.
+package hostpath
+
+import "github.com/cyrplan/cyrplan/internal/layout"
+
+// Directories cyrplan writes into.
+const (
+	ConfigRoot = "/etc/cyrus"
+	InitDir    = "/etc/init.d"
+	UnitDir    = "/etc/systemd/system"
+	StateDir   = "/var/lib/cyrplan" // manifest, lock, roles, previous versions
+	RolesDir   = StateDir + "/roles"
+	BackupDir  = StateDir + "/backup"
+)
+
+// Files of cyrplan's own state.
+const (
+	Manifest = StateDir + "/manifest.json" // what cyrplan last applied
+	Lock     = StateDir + "/lock"          // held by a running apply
+)
+
+// TempPrefix starts the name of every temporary file cyrplan writes (the
+// new content of a file before it is renamed over the old one).
+const TempPrefix = ".cyrplan-tmp-"
+
+// Slot are the paths of one slot on its host.
+type Slot struct {
+	ConfigDir   string // /etc/cyrus/slot608
+	IMAPDConf   string // .../imapd.conf
+	MasterConf  string // .../cyrus-master.conf: the slot as its store's master
+	ReplicaConf string // .../cyrus-replica.conf: the slot as a replica
+	InitScript  string // /etc/init.d/cyrus-slot608
+	Unit        string // /etc/systemd/system/cyrus-slot608.service
+	PIDFile     string // /run/cyrus-slot608.pid
+	LockFile    string // /run/cyrus-slot608.lock: serialises the init script's verbs
+	RoleFile    string // /var/lib/cyrplan/roles/slot608: the current role
+	ConfigDB    string // configdirectory on the meta partition
+}
+
+// Of returns where slot s's files live.
+func Of(s *layout.Slot) Slot {
+	p := Named(s.Name)
+	p.ConfigDB = s.Meta + "/conf"
+	return p
+}
+
+// Named returns the paths of a slot known only by name (one that left
+// the layout): everything but those on its partitions.
+func Named(slot string) Slot {
+	dir := ConfigRoot + "/" + slot
+	return Slot{
+		ConfigDir:   dir,
+		IMAPDConf:   dir + "/imapd.conf",
+		MasterConf:  dir + "/cyrus-master.conf",
+		ReplicaConf: dir + "/cyrus-replica.conf",
+		InitScript:  InitDir + "/cyrus-" + slot,
+		Unit:        UnitDir + "/cyrus-" + slot + ".service",
+		PIDFile:     "/run/cyrus-" + slot + ".pid",
+		LockFile:    "/run/cyrus-" + slot + ".lock",
+		RoleFile:    RolesDir + "/" + slot,
+	}
+}
+
+// RoleConf is the cyrus.conf slot s runs with in role.
+func (p Slot) RoleConf(role layout.Role) string {
+	if role == layout.Replica {
+		return p.ReplicaConf
+	}
+	return p.MasterConf
+}
+
+// SyncLogDir is where master slot p logs what it has to send to peer.
+func (p Slot) SyncLogDir(peer string) string { return p.ConfigDB + "/sync/" + peer }
+
+// Backup is where apply applyID keeps the previous version of path.
+func Backup(applyID, path string) string { return BackupDir + "/" + applyID + path }

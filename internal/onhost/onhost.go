@@ -1,0 +1,222 @@
+// Package onhost is what cyrplan reads and does on one host through a
+// transport: it observes the host for a plan (package state holds the
+// result), reads and writes cyrplan's own state there (manifest, roles),
+// and runs a slot's init script. Every path comes from package hostpath.
+package onhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
+	"github.com/cyrplan/cyrplan/internal/shell"
+	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// Observe reads from h everything a plan for want needs. prefixes are
+// the build prefixes its slots run from.
+func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string) (*state.Host, error) {
+	o := &state.Host{Name: h.Name(), Files: map[string]*state.File{}, Dirs: map[string]*state.Dir{},
+		Roles: map[string]layout.Role{}, Builds: map[string]state.Build{}}
+	m, err := ReadManifest(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	o.Manifest = m
+
+	// What each file's secrets are redacted against: its rendered content,
+	// or for a file no longer rendered the marker lines cyrplan wrote
+	// (nil: none recorded, redact every password-like option).
+	rendered := map[string][]byte{}
+	if m != nil {
+		for p, mf := range m.Files {
+			rendered[p] = nil
+			if len(mf.SecretLines) > 0 {
+				rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
+			}
+		}
+	}
+	for _, f := range want.Files {
+		rendered[f.Path] = f.Content
+	}
+	slots := map[string]bool{}
+	for _, f := range want.Files {
+		slots[f.Slot] = true
+	}
+	if m != nil {
+		for _, s := range m.Slots {
+			slots[s] = true
+		}
+	}
+
+	var (
+		mu   sync.Mutex
+		jobs []func() error
+	)
+	for p := range rendered {
+		jobs = append(jobs, func() error {
+			f, err := readFile(ctx, h, p, rendered[p])
+			mu.Lock()
+			o.Files[p] = f
+			mu.Unlock()
+			return err
+		})
+	}
+	for _, d := range want.Dirs {
+		jobs = append(jobs, func() error {
+			fi, err := h.Stat(ctx, d.Path)
+			od := &state.Dir{}
+			switch {
+			case err == nil:
+				od.Exists, od.Mode = fi.IsDir, fi.Mode.Perm()
+			case !errors.Is(err, fs.ErrNotExist):
+				return err
+			}
+			mu.Lock()
+			o.Dirs[d.Path] = od
+			mu.Unlock()
+			return nil
+		})
+	}
+	for s := range slots {
+		jobs = append(jobs, func() error {
+			r, ok, err := ReadRole(ctx, h, s)
+			if ok {
+				mu.Lock()
+				o.Roles[s] = r
+				mu.Unlock()
+			}
+			return err
+		})
+	}
+	if err := runParallel(jobs, 16); err != nil {
+		return nil, err
+	}
+	for _, prefix := range prefixes {
+		b, err := checkBuild(ctx, h, prefix)
+		if err != nil {
+			return nil, err
+		}
+		o.Builds[prefix] = b
+	}
+	return o, nil
+}
+
+func readFile(ctx context.Context, h transport.Host, path string, rendered []byte) (*state.File, error) {
+	data, err := h.ReadFile(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &state.File{}, nil
+	}
+	if err != nil {
+		return &state.File{}, err
+	}
+	fi, err := h.Stat(ctx, path)
+	if err != nil {
+		return &state.File{}, err
+	}
+	if rendered != nil {
+		data = secret.Redact(rendered, data)
+	} else {
+		data = secret.RedactUnrendered(data)
+	}
+	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}, nil
+}
+
+// checkBuild asks the host whether prefix/bin/master is an executable.
+func checkBuild(ctx context.Context, h transport.Host, prefix string) (state.Build, error) {
+	err := h.Run(ctx, "test -x "+shell.Quote(prefix+"/bin/master"), nil, nil, nil)
+	var ee *transport.ExitError
+	switch {
+	case err == nil:
+		return state.BuildPresent, nil
+	case errors.Is(err, transport.ErrNoExec):
+		return state.BuildUnchecked, nil
+	case errors.As(err, &ee):
+		return state.BuildMissing, nil
+	}
+	return state.BuildUnchecked, err
+}
+
+// ReadManifest returns the host's manifest, or nil if it has none. A
+// manifest that is not one cyrplan could have written is an error that
+// names the host and says what to do.
+func ReadManifest(ctx context.Context, h transport.Host) (*state.Manifest, error) {
+	data, err := h.ReadFile(ctx, hostpath.Manifest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := state.DecodeManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%s: %v; cyrplan does not trust it: move it away to start over (the next plan then takes every file as new)",
+			h.Name(), hostpath.Manifest, err)
+	}
+	return m, nil
+}
+
+// WriteManifest replaces the host's manifest with m.
+func WriteManifest(ctx context.Context, h transport.Host, m *state.Manifest) error {
+	if err := h.MkdirAll(ctx, hostpath.StateDir, 0o755, transport.Owner{}); err != nil {
+		return err
+	}
+	return h.WriteFile(ctx, hostpath.Manifest, m.Encode(), 0o644, transport.Owner{})
+}
+
+// runParallel runs jobs with at most n at once and returns the first error.
+func runParallel(jobs []func() error, n int) error {
+	sem := make(chan struct{}, n)
+	errs := make(chan error, len(jobs))
+	var wg sync.WaitGroup
+	for _, job := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- job()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadRole returns the role h records for slot, and whether it records one.
+func ReadRole(ctx context.Context, h transport.Host, slot string) (layout.Role, bool, error) {
+	path := hostpath.Named(slot).RoleFile
+	data, err := h.ReadFile(ctx, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	r := layout.Role(strings.TrimSpace(string(data)))
+	if r != layout.Master && r != layout.Replica {
+		return "", false, fmt.Errorf("%s:%s: unknown role %.40q (master or replica)", h.Name(), path, r)
+	}
+	return r, true, nil
+}
+
+// WriteRole records slot's current role on h.
+func WriteRole(ctx context.Context, h transport.Host, slot string, role layout.Role) error {
+	if err := h.MkdirAll(ctx, hostpath.RolesDir, 0o755, transport.Owner{}); err != nil {
+		return err
+	}
+	return h.WriteFile(ctx, hostpath.Named(slot).RoleFile, []byte(string(role)+"\n"), 0o644, transport.Owner{})
+}

@@ -1,0 +1,106 @@
+package onhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/shell"
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// ServiceError is a verb of a slot's init script that failed.
+type ServiceError struct {
+	Host, Slot, Verb string
+	Err              error  // *transport.ExitError, or why it could not run
+	Output           string // what it printed, trimmed
+}
+
+func (e *ServiceError) Error() string {
+	msg := fmt.Sprintf("%s: %s %s: %v", e.Host, hostpath.Named(e.Slot).InitScript, e.Verb, e.Err)
+	if e.Output != "" {
+		msg += ": " + e.Output
+	}
+	return msg
+}
+
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// Service runs verb (start, stop, restart, reload, status) of slot's
+// init script on h and returns what it printed. A transport that runs
+// no commands gives transport.ErrNoExec; a verb that fails gives a
+// *ServiceError that names the host, the script and the verb.
+func Service(ctx context.Context, h transport.Host, slot, verb string) (string, error) {
+	var out strings.Builder
+	err := h.Run(ctx, hostpath.Named(slot).InitScript+" "+verb, nil, &out, &out)
+	text := strings.TrimSpace(out.String())
+	switch {
+	case errors.Is(err, transport.ErrNoExec):
+		return "", err
+	case err != nil:
+		return text, &ServiceError{Host: h.Name(), Slot: slot, Verb: verb, Err: err, Output: text}
+	}
+	return text, nil
+}
+
+// stopScript stops a slot's master without its init script: it signals
+// the process the pidfile names, if that process is the slot's master.
+const stopScript = `pidfile=%[1]s
+pid=$(cat "$pidfile" 2>/dev/null) || { echo "%[2]s: not running"; exit 0; }
+if ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-p $pidfile"; then
+	echo "%[2]s: not running"; exit 0
+fi
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+echo "%[2]s: stopped"`
+
+// Stop stops slot with its init script, or, when the host no longer has
+// the script (an apply that stopped had removed it already), by its
+// pidfile: a slot that left the layout can always be stopped.
+func Stop(ctx context.Context, h transport.Host, slot string, haveScript bool) (string, error) {
+	if haveScript {
+		return Service(ctx, h, slot, "stop")
+	}
+	var out strings.Builder
+	err := h.Run(ctx, fmt.Sprintf(stopScript, shell.Quote(hostpath.Named(slot).PIDFile), slot), nil, &out, &out)
+	text := strings.TrimSpace(out.String())
+	switch {
+	case errors.Is(err, transport.ErrNoExec):
+		return "", err
+	case err != nil:
+		return text, &ServiceError{Host: h.Name(), Slot: slot, Verb: "stop (by its pidfile: the init script is gone)", Err: err, Output: text}
+	}
+	return text, nil
+}
+
+var statusRE = regexp.MustCompile(`running as (master|replica) \(pid [0-9]+, (/\S+)\)`)
+
+// Running is what a slot's init script says of its master.
+type Running struct {
+	Running bool
+	Role    string // the role it runs in
+	Exe     string // the master's executable: the build it runs
+}
+
+// Status asks slot's init script whether its master runs, in which role
+// and from which build. Not running is not an error.
+func Status(ctx context.Context, h transport.Host, slot string) (Running, error) {
+	out, err := Service(ctx, h, slot, "status")
+	var ee *transport.ExitError
+	if errors.As(err, &ee) && ee.Code == 3 {
+		return Running{}, nil
+	}
+	if err != nil {
+		return Running{}, err
+	}
+	r := Running{Running: true}
+	if m := statusRE.FindStringSubmatch(out); m != nil {
+		r.Role, r.Exe = m[1], m[2]
+	}
+	return r, nil
+}
