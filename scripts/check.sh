@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The checks every change must pass, locally and in CI: formatting, vet,
-# a tidy go.mod, and the README's test command.
+# staticcheck, a tidy go.mod, render and plan free of I/O, the README's
+# test command, and the race detector over the packages that need no
+# real hosts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,11 +17,28 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
 echo "== go mod tidy"
 go mod tidy -diff
+
+echo "== render and plan do no I/O"
+# Data flows one way: layout -> render -> plan -> apply. Render and plan
+# take values and return values; they never reach a host.
+for pkg in ./internal/render ./internal/plan ./internal/state; do
+	impure=$(go list -deps "$pkg" | grep -E '/internal/(transport|apply|onhost|fleet)(/|$)' || true)
+	if [ -n "$impure" ]; then
+		echo "$pkg depends on $(echo $impure | tr ' ' ','): render, plan and state must do no I/O" >&2
+		exit 1
+	fi
+done
 
 echo "== actionlint"
 go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.7 .github/workflows/*.yml
 
 echo "== go test"
 go test -count=1 ./...
+
+echo "== go test -race (the packages that need no real hosts)"
+go test -count=1 -race $(go list ./... | grep -v -E '/internal/(e2e|testhosts)(/|$)')

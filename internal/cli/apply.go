@@ -118,6 +118,7 @@ func applyResult(g *globals, res *apply.Result) error {
 	if len(res.Changed) == 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("apply failed before changing anything:\n%v", indent(why))}
 	}
+	//lint:ignore ST1005 printed as it is: sentences, the last one says what to do
 	return &exitError{code: exitPartial, err: fmt.Errorf("apply partly done: %d %s changed (%s), and:\n%v\nFix the cause and run apply again: it converges.",
 		len(res.Changed), plural(len(res.Changed), "host", "hosts"), strings.Join(res.Changed, ", "), indent(why))}
 }
