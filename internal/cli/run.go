@@ -12,6 +12,7 @@ import (
 	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -168,7 +169,13 @@ func (g *globals) runTool(ctx context.Context, f *hostFlags, l *layout.Layout, n
 		words = append(words, shell.Quote(paths.Replace(a)))
 	}
 	fmt.Fprintf(g.stderr, "cyrplan: %s on %s (%s): %s\n", slot, s.Host, roleOf(l, slot, role, name), strings.Join(shown, " "))
-	err = h.Run(ctx, strings.Join(words, " "), nil, g.stdout, g.stderr)
+	// The tool's output is scrubbed of every secret: cyr_info conf, say,
+	// prints the replication password.
+	known := secret.Known(l, nil)
+	stdout, stderr := secret.NewWriter(g.stdout, known), secret.NewWriter(g.stderr, known)
+	err = h.Run(ctx, strings.Join(words, " "), nil, stdout, stderr)
+	stdout.Close()
+	stderr.Close()
 	if errors.As(err, &ee) {
 		return ee.Code, nil
 	}

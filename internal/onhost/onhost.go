@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 
@@ -32,20 +33,17 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	}
 	o.Manifest = m
 
-	// What each file's secrets are redacted against: its rendered content,
-	// or for a file no longer rendered the marker lines cyrplan wrote
-	// (nil: none recorded, redact every password-like option).
+	// What each file's secrets are redacted against: its rendered content
+	// and the marker lines cyrplan recorded when it wrote it (a slot that
+	// left its store no longer renders the line of its password).
 	rendered := map[string][]byte{}
 	if m != nil {
 		for p, mf := range m.Files {
-			rendered[p] = nil
-			if len(mf.SecretLines) > 0 {
-				rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
-			}
+			rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
 		}
 	}
 	for _, f := range want.Files {
-		rendered[f.Path] = f.Content
+		rendered[f.Path] = append(append(slices.Clip(f.Content), '\n'), rendered[f.Path]...)
 	}
 	slots := map[string]bool{}
 	for _, f := range want.Files {
@@ -122,11 +120,7 @@ func readFile(ctx context.Context, h transport.Host, path string, rendered []byt
 	if err != nil {
 		return &state.File{}, err
 	}
-	if rendered != nil {
-		data = secret.Redact(rendered, data)
-	} else {
-		data = secret.RedactUnrendered(data)
-	}
+	data = secret.Redact(rendered, data)
 	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}, nil
 }
 

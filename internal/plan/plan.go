@@ -342,8 +342,13 @@ func (b *hostBuild) files() {
 		}
 		if _, ok := hp.Slots[f.Slot]; !ok {
 			hp.Slots[f.Slot] = currentRole(l, obs, f.Slot)
-			if r, ok := obs.Roles[f.Slot]; ok {
+			r, ok := obs.Roles[f.Slot]
+			if ok {
 				hp.ObservedRoles[f.Slot] = r
+			}
+			// A slot that left its store runs alone, as master.
+			if ok && r != layout.Master && l.Slots[f.Slot].Role == layout.Spare {
+				hp.Roles = append(hp.Roles, &RoleWrite{Slot: f.Slot, Role: layout.Master})
 			}
 		}
 		of := obs.Files[f.Path]
@@ -390,9 +395,14 @@ func (b *hostBuild) fileChange(f *render.File, of *state.File) *FileChange {
 	fc.Before = of.SHA256
 	fc.Drift = mf != nil && mf.SHA256 != of.SHA256
 	if of.SHA256 != after {
-		fc.Diff = string(diff.Diff(b.obs.Name+":"+f.Path+" ("+b.in.Labels[0]+")", of.Content, b.obs.Name+":"+f.Path+" ("+b.in.Labels[1]+")", f.Content))
+		// The host's side is redacted already; scrubbing the values the
+		// plan knows is the last line of defence.
+		fc.Diff = b.in.Secrets.Scrub(string(diff.Diff(b.obs.Name+":"+f.Path+" ("+b.in.Labels[0]+")", of.Content, b.obs.Name+":"+f.Path+" ("+b.in.Labels[1]+")", f.Content)))
 		if f.Kind == render.IMAPDConf {
 			fc.Options = optionChanges(of.Content, f.Content)
+			for i := range fc.Options {
+				fc.Options[i].Before = b.in.Secrets.Scrub(fc.Options[i].Before)
+			}
 		}
 	}
 	return fc
@@ -559,15 +569,16 @@ func sameManifest(mp *Manifest, m *state.Manifest) bool {
 }
 
 // currentRole is the role a slot runs in: the one its host records, or
-// the one the layout prefers.
+// the one the layout prefers; a spare slot's is master.
 func currentRole(l *layout.Layout, obs *state.Host, slot string) layout.Role {
-	if r, ok := obs.Roles[slot]; ok {
-		return r
+	r := l.Slots[slot].Role
+	if r == layout.Spare {
+		return layout.Master // a spare slot runs alone, as master, whatever it recorded in a store
 	}
-	if r := l.Slots[slot].Role; r != layout.Spare {
-		return r
+	if o, ok := obs.Roles[slot]; ok {
+		return o
 	}
-	return layout.Master
+	return r
 }
 
 // pendingAction is the action an earlier apply left for slot, if any.

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -54,6 +55,21 @@ func Resolve(l *layout.Layout, names []string, getenv func(string) string) (Valu
 		return nil, fmt.Errorf("secrets missing from the environment: %s", strings.Join(missing, ", "))
 	}
 	return v, nil
+}
+
+// Known returns the values of the layout's secrets that are set in the
+// environment, for scrubbing output; a missing one is no error.
+func Known(l *layout.Layout, getenv func(string) string) Values {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	v := Values{}
+	for name, s := range l.Secrets {
+		if val := getenv(s.Env); val != "" {
+			v[name] = val
+		}
+	}
+	return v
 }
 
 // Fill replaces every marker in content with its value.
@@ -107,45 +123,43 @@ func MarkerLines(content []byte) []string {
 	return out
 }
 
+var secretLineRE = regexp.MustCompile(`^([A-Za-z0-9_.-]*(?:password|secret|passwd|pass|key)[A-Za-z0-9_.-]*:[ \t]*)(.+)$`)
+
 // Redact hides secret values in observed, the content of a file on a
-// host, using rendered, the content cyrplan renders for it: wherever a
-// rendered line holds a marker, an observed line with the same text
-// before and after it gets the marker in place of whatever stands there.
-// The result can be compared with rendered and shown without revealing
-// the value; it needs no secret to be known.
-func Redact(rendered, observed []byte) []byte {
+// host, failing closed: wherever a line of known (the content cyrplan
+// renders for the file, and the marker lines it recorded when it wrote
+// it) holds a marker, an observed line with the same text before and
+// after it gets the marker in place of whatever stands there; and every
+// other line that sets a password-, secret- or key-like option is
+// redacted too, unless known holds it as it is (a value the layout sets
+// in the open). The result can be compared with the rendered content
+// and shown without revealing a value; it needs no secret to be known.
+func Redact(known, observed []byte) []byte {
 	type pattern struct{ prefix, suffix, line []byte }
 	var pats []pattern
-	for _, line := range bytes.Split(rendered, []byte("\n")) {
+	plain := map[string]bool{}
+	for _, line := range bytes.Split(known, []byte("\n")) {
 		loc := markerRE.FindIndex(line)
 		if loc == nil {
+			plain[string(line)] = true
 			continue
 		}
 		pats = append(pats, pattern{prefix: line[:loc[0]], suffix: line[loc[1]:], line: line})
 	}
-	if len(pats) == 0 {
-		return observed
-	}
 	lines := bytes.Split(observed, []byte("\n"))
 	for i, line := range lines {
+		redacted := false
 		for _, p := range pats {
 			if len(line) >= len(p.prefix)+len(p.suffix) && bytes.HasPrefix(line, p.prefix) && bytes.HasSuffix(line, p.suffix) {
-				lines[i] = p.line
+				lines[i], redacted = p.line, true
 				break
 			}
 		}
+		if !redacted && !plain[string(line)] && !markerRE.Match(line) {
+			lines[i] = secretLineRE.ReplaceAll(line, []byte("${1}<<secret:redacted>>"))
+		}
 	}
 	return bytes.Join(lines, []byte("\n"))
-}
-
-var secretLineRE = regexp.MustCompile(`(?m)^([A-Za-z0-9_.-]*(?:password|secret)[A-Za-z0-9_.-]*:[ \t]*).+$`)
-
-// RedactUnrendered hides the values of password and secret options in a
-// file cyrplan no longer renders and whose manifest entry records no
-// marker lines (written by an older cyrplan), where there is nothing to
-// redact against.
-func RedactUnrendered(observed []byte) []byte {
-	return secretLineRE.ReplaceAll(observed, []byte("${1}<<secret:redacted>>"))
 }
 
 // Fingerprint identifies the value of secret name without revealing it:
@@ -163,4 +177,55 @@ func NewSalt() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Writer passes what is written to it on to w a line at a time, with
+// every known secret value replaced by its marker and the value of every
+// line that sets a password-, secret- or key-like option redacted: for
+// the output of a tool run on a host (cyr_info conf prints the
+// replication password). Close writes what is left of a last line.
+type Writer struct {
+	w      io.Writer
+	values Values
+	buf    []byte
+}
+
+// NewWriter returns a Writer onto w that scrubs values.
+func NewWriter(w io.Writer, values Values) *Writer { return &Writer{w: w, values: values} }
+
+func (s *Writer) Write(p []byte) (int, error) {
+	s.buf = append(s.buf, p...)
+	for {
+		i := bytes.IndexByte(s.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := s.line(s.buf[:i+1]); err != nil {
+			return 0, err
+		}
+		s.buf = s.buf[i+1:]
+	}
+}
+
+// Close writes the last line if it had no line break.
+func (s *Writer) Close() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	err := s.line(s.buf)
+	s.buf = nil
+	return err
+}
+
+func (s *Writer) line(l []byte) error {
+	text := strings.TrimRight(string(l), "\n")
+	out := s.values.Scrub(text)
+	if !markerRE.MatchString(out) {
+		out = secretLineRE.ReplaceAllString(out, "${1}<<secret:redacted>>")
+	}
+	if len(text) < len(l) {
+		out += "\n"
+	}
+	_, err := io.WriteString(s.w, out)
+	return err
 }
