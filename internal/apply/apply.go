@@ -39,6 +39,9 @@ type Options struct {
 	// HealthTimeout bounds it.
 	Health        func(ctx context.Context, addr, servername string) error
 	HealthTimeout time.Duration
+	// KeepBackups is how many applies' backups a host keeps; older ones
+	// are removed. Default 10.
+	KeepBackups int
 }
 
 // Result says what an apply did.
@@ -93,6 +96,9 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 	}
 	if opts.HealthTimeout == 0 {
 		opts.HealthTimeout = 30 * time.Second
+	}
+	if opts.KeepBackups < 1 {
+		opts.KeepBackups = 10
 	}
 	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{},
 		backups: map[string]map[string]backup{}, written: map[string]*state.Manifest{}}
@@ -195,6 +201,10 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	if err := a.recordPending(ctx, h, old, pending); err != nil {
 		return err
 	}
+	// What interrupted applies left: temporary files, old backups.
+	if err := onhost.Tidy(ctx, h, writtenDirs(hp, old), a.opts.KeepBackups-1); err != nil {
+		return err
+	}
 	rendered := map[string]*render.File{}
 	for i := range a.tree.Hosts[hp.Host].Files {
 		f := &a.tree.Hosts[hp.Host].Files[i]
@@ -261,6 +271,21 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	a.mu.Unlock()
 	a.changed(hp.Host)
 	return nil
+}
+
+// writtenDirs are the directories where applies write files on the host
+// of hp: those of its managed files, then and now, and cyrplan's own.
+func writtenDirs(hp *plan.Host, old *state.Manifest) []string {
+	dirs := map[string]bool{hostpath.StateDir: true, hostpath.RolesDir: true}
+	for p := range hp.Manifest.Files {
+		dirs[parent(p)] = true
+	}
+	if old != nil {
+		for p := range old.Files {
+			dirs[parent(p)] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(dirs))
 }
 
 // recordPending writes the host's manifest as it is with pending as its

@@ -21,6 +21,7 @@ func newApplyCommand(g *globals) *cobra.Command {
 		autoApprove bool
 		allowDirty  bool
 		healthWait  time.Duration
+		keep        int
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [FILE | --auto-approve]",
@@ -81,7 +82,7 @@ hosts changed, something failed: run apply again once it is fixed).`,
 				return nil
 			}
 			fmt.Fprintf(g.stdout, "\nApplying (apply %s):\n", s.ApplyID)
-			o := fleet.ApplyOptions{Log: g.stdout, HealthTimeout: healthWait}
+			o := fleet.ApplyOptions{Log: g.stdout, HealthTimeout: healthWait, KeepBackups: keep}
 			if f.root == "" && p.Transport.Kind != "local" {
 				o.Health = health.Banner
 			}
@@ -91,6 +92,7 @@ hosts changed, something failed: run apply again once it is fixed).`,
 	f.add(cmd.Flags())
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "plan and apply without a saved plan")
 	cmd.Flags().BoolVar(&allowDirty, "allow-dirty", false, "apply although the layout has uncommitted changes")
+	cmd.Flags().IntVar(&keep, "keep-backups", 10, "keep the previous files of this many applies under /var/lib/cyrplan/backup (older ones are removed)")
 	cmd.Flags().DurationVar(&healthWait, "health-timeout", 30*time.Second, "how long a slot may take to greet with its banner after a start, reload or restart")
 	return cmd
 }

@@ -127,6 +127,7 @@ type ApplyOptions struct {
 	Log           io.Writer // progress, one line per step
 	Health        func(ctx context.Context, addr, servername string) error
 	HealthTimeout time.Duration
+	KeepBackups   int // applies whose backups a host keeps (default 10)
 }
 
 // Execute performs the session's plan, exactly. Hosts that could not be
@@ -134,7 +135,7 @@ type ApplyOptions struct {
 func (s *Session) Execute(ctx context.Context, o ApplyOptions) *apply.Result {
 	res := apply.Execute(ctx, s.Plan, s.Tree, s.Hosts.Conns, apply.Options{
 		ApplyID: s.ApplyID, Secrets: s.Secrets, Log: o.Log, Parallelism: s.c.parallelism(),
-		Health: o.Health, HealthTimeout: o.HealthTimeout,
+		Health: o.Health, HealthTimeout: o.HealthTimeout, KeepBackups: o.KeepBackups,
 	})
 	for h, err := range s.Hosts.Errs {
 		if res.Failed == nil {

@@ -119,9 +119,6 @@ func Load(c Config) (*Loaded, error) {
 
 // LoadLayout loads the layout in dir.
 func LoadLayout(dir string, opts ...layout.Option) (*layout.Layout, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("layout directory: %w", err)
-	}
 	return layout.Load(dir, opts...)
 }
 

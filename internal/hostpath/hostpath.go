@@ -22,10 +22,6 @@ const (
 	Lock     = StateDir + "/lock"          // held by a running apply
 )
 
-// TempPrefix starts the name of every temporary file cyrplan writes (the
-// new content of a file before it is renamed over the old one).
-const TempPrefix = ".cyrplan-tmp-"
-
 // Slot are the paths of one slot on its host.
 type Slot struct {
 	ConfigDir   string // /etc/cyrus/slot608

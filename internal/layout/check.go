@@ -23,7 +23,11 @@ type checker struct {
 	val    cue.Value // unified with the schema: values and defaults
 	layout *Layout
 	errs   Errors
-	broken map[string]bool // entries that did not decode: "hosts", "cyrus.3.6.1"
+	// bad are the values that did not decode ("hosts.imap3.address"),
+	// broken those and every entry and section above them
+	// ("hosts.imap3", "hosts"): references to a broken entry are not
+	// errors too.
+	bad, broken map[string]bool
 
 	hostByNumber map[int]*Host       // the first host (by name) with each number
 	slotRefs     map[string][]string // where each slot is first named
@@ -115,17 +119,52 @@ func isIndex(s string) bool {
 	return err == nil
 }
 
+// set says whether the operator wrote the value at p (it is not a
+// default, nor missing).
+func (c *checker) set(p []string) bool { return c.user.LookupPath(cuePath(p)).Exists() }
+
+// failed says whether the value at p, or one it is in, did not decode.
+func (c *checker) failed(p ...string) bool {
+	for i := len(p); i >= 0; i-- {
+		if c.bad[strings.Join(p[:i], ".")] {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) decode(raw *rawLayout) {
+	c.bad, c.broken = map[string]bool{}, map[string]bool{}
+	for _, p := range decode(c.val, len(c.errs) == 0, raw) {
+		c.bad[p] = true
+		for ; p != ""; p = parentPath(p) {
+			c.broken[p] = true
+		}
+	}
+}
+
+// parentPath is the dotted path p is in: "hosts" for "hosts.imap3".
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
 func (c *checker) check() {
 	var raw rawLayout
-	c.broken = decode(c.val, len(c.errs) == 0, &raw)
+	c.decode(&raw)
 	l := c.layout
 	l.Domain = raw.Domain
-	if raw.Domain != "" && !dnsRE.MatchString(raw.Domain) {
+	if !c.failed("domain") && !dnsRE.MatchString(raw.Domain) {
 		c.errorf([]string{"domain"}, "%q is not a DNS domain (lower-case labels of letters, digits and -)", raw.Domain)
 	}
 	l.Replication = Replication{Authname: raw.Replication.Authname, Password: raw.Replication.Password}
-	if l.Replication.Authname != "" && !nameRE.MatchString(l.Replication.Authname) {
+	if !c.failed("replication", "authname") && !nameRE.MatchString(l.Replication.Authname) {
 		c.errorf([]string{"replication", "authname"}, "user name %q: use lower-case letters, digits, '.', '_' and '-'", l.Replication.Authname)
+	}
+	if p := l.Replication.Password; !c.failed("replication", "password") && !nameRE.MatchString(p) {
+		c.errorf([]string{"replication", "password"}, "secret name %q: use lower-case letters, digits, '.', '_' and '-'", p)
 	}
 	l.Ports = Ports{IMAP: raw.Ports.IMAP, Sync: raw.Ports.Sync}
 	if d := l.Ports.IMAP - l.Ports.Sync; l.Ports.IMAP != 0 && l.Ports.Sync != 0 && d > -100 && d < 100 {
@@ -190,7 +229,8 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 			c.labelErrorf(p, "build name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			ok = false
 		}
-		if msg := checkAbsPath(b.Prefix); msg != "" {
+		// A build whose prefix is broken still checks its options.
+		if msg := checkPath(b.Prefix); msg != "" && !c.failed(append(p, "prefix")...) {
 			c.errorf(append(p, "prefix"), "%s", msg)
 			ok = false
 		}
@@ -199,6 +239,8 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 			version = versionRE.FindString(name)
 		}
 		switch {
+		case c.failed(append(p, "version")...):
+			ok = false // the schema has said why
 		case version == "":
 			c.labelErrorf(p, "cannot tell the Cyrus version of build %q from its name", name).Hint = `set version: "3.6.1"`
 			ok = false
@@ -217,7 +259,7 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 		}
 	}
 	switch {
-	case def == "":
+	case c.failed("defaultCyrus"):
 	case l.Builds[def] != nil:
 		l.DefaultBuild = def
 	case !c.broken["cyrus."+def] && !c.broken["cyrus.*"]:
@@ -234,7 +276,11 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 	if it, err := c.val.LookupPath(cue.ParsePath("hosts")).Fields(); err == nil {
 		// Hosts that did not decode: their slots are not errors too.
 		for it.Next() {
-			if _, ok := raw[it.Selector().Unquoted()]; ok {
+			name, ok := fieldName(it.Selector())
+			if !ok {
+				continue
+			}
+			if _, decoded := raw[name]; decoded && !c.failed("hosts", name, "number") {
 				continue
 			}
 			if n, err := it.Value().LookupPath(cue.ParsePath("number")).Int64(); err == nil {
@@ -253,24 +299,38 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 			c.labelErrorf(p, "host name %q: use lower-case letters, digits, '.', '_' and '-' (it names a directory)", name)
 		}
 		host := &Host{Name: name, Number: h.Number, Address: h.Address, Interface: h.Interface, SSHUser: h.SSH.User, SSHPort: h.SSH.Port}
-		if other, ok := c.hostByNumber[h.Number]; ok {
-			c.errorf(append(p, "number"), "host number %d is also host %s's", h.Number, other.Name).Also = c.pos([]string{"hosts", other.Name, "number"})
-		} else {
-			c.hostByNumber[h.Number] = host
-		}
-		addr, err := netip.ParseAddr(h.Address)
-		if err != nil {
-			c.errorf(append(p, "address"), "%q is not an IP address", h.Address)
-		} else if other, ok := byAddr[addr]; ok {
-			c.errorf(append(p, "address"), "address %s is also host %s's", h.Address, other).Also = c.pos([]string{"hosts", other, "address"})
-		} else {
-			byAddr[addr] = name
-		}
-		if !nameRE.MatchString(h.Interface) {
-			c.errorf(append(p, "interface"), "%q is not a network interface name", h.Interface)
-		}
 		l.Hosts[name] = host
+		if !c.failed(append(p, "number")...) {
+			if other, ok := c.hostByNumber[h.Number]; ok {
+				c.errorf(append(p, "number"), "host number %d is also host %s's", h.Number, printable(other.Name)).Also = c.pos([]string{"hosts", other.Name, "number"})
+			} else {
+				c.hostByNumber[h.Number] = host
+			}
+		}
+		if !c.failed(append(p, "address")...) {
+			c.checkHostAddress(append(p, "address"), h.Address, byAddr)
+		}
+		if !c.failed(append(p, "interface")...) && !interfaceRE.MatchString(h.Interface) {
+			c.errorf(append(p, "interface"), "%q is not a network interface name: up to 15 lower-case letters, digits, '.', '_' and '-'", h.Interface)
+		}
+		if !c.failed(p[0], p[1], "ssh", "user") && !userRE.MatchString(h.SSH.User) {
+			c.errorf(append(p, "ssh", "user"), "user name %q: up to 32 lower-case letters, digits, '.', '_' and '-', beginning with a letter or '_'", h.SSH.User)
+		}
 	}
+}
+
+// checkHostAddress checks a host's address, which must be unique.
+func (c *checker) checkHostAddress(p []string, address string, byAddr map[netip.Addr]string) {
+	if msg := checkAddress(address); msg != "" {
+		c.errorf(p, "%s", msg)
+		return
+	}
+	addr := netip.MustParseAddr(address)
+	if other, ok := byAddr[addr]; ok {
+		c.errorf(p, "address %s is also host %s's", address, printable(other)).Also = c.pos([]string{"hosts", other, "address"})
+		return
+	}
+	byAddr[addr] = p[1]
 }
 
 // slot returns the slot called name, creating it from its name on first
@@ -333,10 +393,10 @@ func (c *checker) checkSlots(raw map[string]rawSlot) {
 			val   string
 			dst   *string
 		}{{"meta", r.Meta, &s.Meta}, {"data", r.Data, &s.Data}} {
-			if f.val == "" {
+			if !c.set(append(p, f.field)) || c.failed(append(p, f.field)...) {
 				continue
 			}
-			if msg := checkAbsPath(f.val); msg != "" {
+			if msg := checkPath(f.val); msg != "" {
 				c.errorf(append(p, f.field), "%s", msg)
 				continue
 			}
@@ -368,7 +428,8 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			c.labelErrorf(p, "store name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			continue
 		}
-		st := &Store{Name: name, Master: r.Master, Replicas: r.Replicas, Build: r.Cyrus, Pinned: r.Cyrus != "",
+		pinned := c.set(append(p, "cyrus")) && !c.failed(append(p, "cyrus")...)
+		st := &Store{Name: name, Master: r.Master, Replicas: r.Replicas, Build: r.Cyrus, Pinned: pinned,
 			IP: FloatingIPs{Master: r.IP.Master, Replica: r.IP.Replica}}
 		ok := true
 		hosts := map[string]string{}
@@ -398,11 +459,16 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			hosts[s.Host] = slotName
 			s.Store, s.Role = name, role
 		}
-		use(r.Master, append(p, "master"), Master)
+		if c.broken["stores."+name] {
+			ok = false // the schema has said why; check the rest
+		}
+		if !c.failed(append(p, "master")...) {
+			use(r.Master, append(p, "master"), Master)
+		}
 		for i, rep := range r.Replicas {
 			use(rep, append(p, "replicas", strconv.Itoa(i)), Replica)
 		}
-		if st.Build == "" {
+		if !pinned {
 			st.Build = l.DefaultBuild
 		} else if l.Builds[st.Build] == nil {
 			ok = false
@@ -412,15 +478,15 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			}
 		}
 		for _, f := range []struct{ field, val string }{{"master", r.IP.Master}, {"replica", r.IP.Replica}} {
-			if f.val == "" {
-				continue
-			}
 			fp := append(p, "ip", f.field)
-			a, err := netip.ParseAddr(f.val)
-			if err != nil {
-				c.errorf(fp, "%q is not an IP address", f.val)
+			if !c.set(fp) || c.failed(fp...) {
 				continue
 			}
+			if msg := checkAddress(f.val); msg != "" {
+				c.errorf(fp, "%s", msg)
+				continue
+			}
+			a := netip.MustParseAddr(f.val)
 			if prev, dup := floating[a]; dup {
 				c.errorf(fp, "floating address %s is also %s", f.val, pathString(prev)).Also = c.pos(prev)
 				continue
@@ -438,52 +504,65 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 	}
 }
 
-// checkAbsPath returns why p is not a clean absolute path, or "".
-func checkAbsPath(p string) string {
-	switch {
-	case !strings.HasPrefix(p, "/"):
-		return fmt.Sprintf("%q is not an absolute path", p)
-	case strings.ContainsAny(p, " \t\n\"'\\$`;&|<>*?"):
-		return fmt.Sprintf("%q: paths may not contain spaces, quotes or shell characters", p)
-	case slices.Contains(strings.Split(p, "/"), ".."):
-		return fmt.Sprintf("%q: paths may not contain ..", p)
-	}
-	return ""
-}
-
-// checkClashes checks that no two slots on one host share a partition
-// mount point or a listen port (the imap and sync ports of one slot
-// included). It runs once every slot is known, declared or named by a
-// store.
+// checkClashes checks that no two slots on one host share or nest
+// partition mount points, or share a listen port (the imap and sync
+// ports of one slot included). It runs once every slot is known,
+// declared or named by a store.
 func (c *checker) checkClashes() {
 	l := c.layout
 	dirs := map[string]map[string]slotField{} // host -> mount point -> user
 	ports := map[string]map[int]slotField{}   // host -> port -> user
+	var mounts []slotField                    // every mount point but the duplicates
 	for _, name := range l.SlotNames() {
 		s := l.Slots[name]
 		h := s.Host
 		if dirs[h] == nil {
 			dirs[h], ports[h] = map[string]slotField{}, map[int]slotField{}
 		}
-		for _, f := range []slotField{{name, "meta", s.Meta, 0}, {name, "data", s.Data, 0}} {
+		for _, f := range []slotField{{name, "meta", s.Meta, 0, h}, {name, "data", s.Data, 0, h}} {
 			if other, dup := dirs[h][f.dir]; dup {
-				c.clash(f, other, func(other slotField) string {
-					return fmt.Sprintf("%s is also the %s mount point of slot %s on host %s", f.dir, other.field, other.slot, h)
+				c.clash(f, other, func(at, other slotField) string {
+					return fmt.Sprintf("%s is also the %s mount point of slot %s on host %s", at.dir, other.field, other.slot, h)
 				})
 			} else {
 				dirs[h][f.dir] = f
+				mounts = append(mounts, f)
 			}
 		}
-		for _, f := range []slotField{{name, "imap", "", s.IMAPPort}, {name, "sync", "", s.SyncPort}} {
+		for _, f := range []slotField{{name, "imap", "", s.IMAPPort, h}, {name, "sync", "", s.SyncPort, h}} {
 			if other, dup := ports[h][f.port]; dup {
-				c.clash(f, other, func(other slotField) string {
-					return fmt.Sprintf("listen address %s:%d is also the %s port of slot %s", l.Hosts[h].Address, f.port, other.field, other.slot)
+				c.clash(f, other, func(at, other slotField) string {
+					return fmt.Sprintf("listen address %s:%d is also the %s port of slot %s", l.Hosts[h].Address, at.port, other.field, other.slot)
 				})
 			} else {
 				ports[h][f.port] = f
 			}
 		}
 	}
+	for _, f := range mounts {
+		if outer, ok := enclosing(dirs[f.host], f.dir); ok {
+			c.clash(f, outer, nested)
+		}
+	}
+}
+
+// enclosing returns the mount point in dirs that dir is below, if any.
+func enclosing(dirs map[string]slotField, dir string) (slotField, bool) {
+	for d := path.Dir(dir); d != "/" && d != "."; d = path.Dir(d) {
+		if f, ok := dirs[d]; ok {
+			return f, true
+		}
+	}
+	return slotField{}, false
+}
+
+// nested says how two mount points of a host nest, from at's side.
+func nested(at, other slotField) string {
+	how := "inside"
+	if strings.HasPrefix(other.dir, at.dir+"/") {
+		how = "above"
+	}
+	return fmt.Sprintf("%s is %s %s, the %s mount point of slot %s on host %s; a host's mount points may not nest", at.dir, how, other.dir, other.field, other.slot, at.host)
 }
 
 // slotField is a slot's mount point (meta, data) or port (imap, sync).
@@ -491,6 +570,7 @@ type slotField struct {
 	slot, field string
 	dir         string
 	port        int
+	host        string
 }
 
 // path is where the operator sets the field: slots.slot301.ports.imap.
@@ -501,18 +581,19 @@ func (f slotField) path() []string {
 	return []string{"slots", f.slot, f.field}
 }
 
-// clash reports that a's value is also b's, at the one of the two that
-// the operator wrote (the other is a default derived from a slot name);
-// msg describes the other one.
-func (c *checker) clash(a, b slotField, msg func(other slotField) string) {
-	set := func(f slotField) bool { return c.user.LookupPath(cuePath(f.path())).Exists() }
+// clash reports that a's value is also (or clashes with) b's, at the one
+// of the two that the operator wrote (the other is a default derived
+// from a slot name); msg describes the clash from the reported one's
+// side.
+func (c *checker) clash(a, b slotField, msg func(at, other slotField) string) {
+	set := func(f slotField) bool { return c.set(f.path()) }
 	if !set(a) && set(b) {
 		a, b = b, a
 	}
 	if !set(a) && a.port != 0 && c.portsOverlap {
 		return // both derived from the port bases: reported there
 	}
-	e := &Error{Path: pathString(a.path()), Msg: msg(b)}
+	e := &Error{Path: pathString(a.path()), Msg: msg(a, b)}
 	if set(a) {
 		e.Pos = c.pos(a.path())
 	} else {

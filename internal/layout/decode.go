@@ -1,6 +1,9 @@
 package layout
 
 import (
+	"reflect"
+	"strings"
+
 	"cuelang.org/go/cue"
 )
 
@@ -66,57 +69,78 @@ type rawStore struct {
 	Imapd map[string]any `json:"imapd"`
 }
 
-// decode fills raw from v. When the layout has type errors (valid is
-// false) it decodes entry by entry and leaves out the broken entries, so
-// that the cross-checks still run on the rest and every mistake is
-// reported in one run.
-func decode(v cue.Value, valid bool, raw *rawLayout) (broken map[string]bool) {
-	broken = map[string]bool{}
+// decode fills raw from v. When the layout has schema errors (valid is
+// false) it decodes field by field and leaves out the fields that do not
+// decode, so that the cross-checks still run on the rest and every
+// mistake is reported in one run. It returns the paths of those fields,
+// dotted: "hosts.imap3.address", "hosts.*" for a section that is not a
+// struct.
+func decode(v cue.Value, valid bool, raw *rawLayout) (bad []string) {
 	if valid && v.Decode(raw) == nil {
-		return broken
+		return nil
 	}
-	field := func(name string, dst any) {
-		f := v.LookupPath(cue.MakePath(cue.Str(name)))
-		if f.Exists() && f.Validate(cue.Concrete(true)) == nil {
-			_ = f.Decode(dst) // validated: cannot fail
-		}
-	}
-	field("domain", &raw.Domain)
-	field("defaultCyrus", &raw.DefaultCyrus)
-	field("replication", &raw.Replication)
-	field("ports", &raw.Ports)
-	field("failover", &raw.Failover)
-	field("imapd", &raw.Imapd)
-	raw.Cyrus = decodeEach[rawBuild](v, "cyrus", broken)
-	raw.Hosts = decodeEach[rawHost](v, "hosts", broken)
-	raw.Slots = decodeEach[rawSlot](v, "slots", broken)
-	raw.Stores = decodeEach[rawStore](v, "stores", broken)
-	raw.Secrets = decodeEach[rawSecret](v, "secrets", broken)
-	return broken
+	decodeFields(v, reflect.ValueOf(raw).Elem(), "", &bad)
+	return bad
 }
 
-// decodeEach decodes the entries of a section; the ones that fail are
-// recorded in broken as "section.name" (and "section" itself; a section
-// that is not a struct as "section.*"), so that references to them do
-// not raise a second, misleading error.
-func decodeEach[T any](v cue.Value, section string, broken map[string]bool) map[string]T {
-	out := map[string]T{}
-	it, err := v.LookupPath(cue.MakePath(cue.Str(section))).Fields()
-	if err != nil {
-		// Not a struct: the schema has said so.
-		broken[section] = true
-		broken[section+".*"] = true
-		return out
+// fieldName returns the name of a regular field; ok is false for other
+// selectors (a pattern, an index), which have none.
+func fieldName(sel cue.Selector) (name string, ok bool) {
+	if !sel.IsString() {
+		return "", false
 	}
-	for it.Next() {
-		var x T
-		name := it.Selector().Unquoted()
-		if it.Value().Validate(cue.Concrete(true)) == nil && it.Value().Decode(&x) == nil {
-			out[name] = x
-		} else {
-			broken[section] = true
-			broken[section+"."+name] = true
+	return sel.Unquoted(), true
+}
+
+// decodeFields decodes v into dst field by field (a struct by its json
+// names, a map entry by entry), descending into what does not decode
+// whole, and appends the paths of the fields that are missing, of the
+// wrong type or in conflict to bad.
+func decodeFields(v cue.Value, dst reflect.Value, path string, bad *[]string) {
+	if v.Validate(cue.Concrete(true)) == nil && v.Decode(dst.Addr().Interface()) == nil {
+		return
+	}
+	join := func(name string) string {
+		if path == "" {
+			return name
 		}
+		return path + "." + name
 	}
-	return out
+	switch dst.Kind() {
+	case reflect.Struct:
+		// A struct with an error below may not list its fields, but
+		// still has them.
+		found := false
+		for i := range dst.NumField() {
+			name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("json"), ",")
+			if f := v.LookupPath(cue.MakePath(cue.Str(name))); f.Exists() {
+				found = true
+				decodeFields(f, dst.Field(i), join(name), bad)
+			}
+		}
+		if _, err := v.Fields(); err != nil && !found {
+			*bad = append(*bad, path) // not a struct
+		}
+	case reflect.Map:
+		it, err := v.Fields()
+		if err != nil {
+			*bad = append(*bad, path, join("*"))
+			return
+		}
+		dst.Set(reflect.MakeMap(dst.Type()))
+		for it.Next() {
+			name, ok := fieldName(it.Selector())
+			if !ok {
+				continue
+			}
+			elem := reflect.New(dst.Type().Elem()).Elem()
+			decodeFields(it.Value(), elem, join(name), bad)
+			if n := len(*bad); n > 0 && (*bad)[n-1] == join(name) {
+				continue // nothing of it decoded: leave it out
+			}
+			dst.SetMapIndex(reflect.ValueOf(name), elem)
+		}
+	default:
+		*bad = append(*bad, path)
+	}
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"cuelang.org/go/cue/token"
 )
@@ -45,6 +47,24 @@ func (e *Error) format(dir string) string {
 		b.WriteString(" (")
 		b.WriteString(e.Hint)
 		b.WriteString(")")
+	}
+	return escapeControl(b.String())
+}
+
+// escapeControl writes the control characters of s as Go escapes: an
+// error is one line, whatever a layout's value holds.
+func escapeControl(s string) string {
+	if _, ok := controlChar(s); !ok {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
 	}
 	return b.String()
 }

@@ -120,10 +120,18 @@ func TestOptionValue(t *testing.T) {
 		wantErr string
 	}{
 		{"string", "cyrus", "cyrus", ""},
-		{"string is trimmed", "  PLAIN LOGIN \t", "PLAIN LOGIN", ""},
-		{"empty string", "", "", ""},
+		{"string is trimmed", "  PLAIN LOGIN  ", "PLAIN LOGIN", ""},
+		{"quotes and shell characters are text", `"a" 'b' $(c) ;|&`, `"a" 'b' $(c) ;|&`, ""},
+		{"empty string", "", "", "the value is empty, which Cyrus refuses; remove the option to have Cyrus's default"},
+		{"only spaces", "   ", "", "the value is empty, which Cyrus refuses; remove the option to have Cyrus's default"},
 		{"newline", "cyrus\nconfigdirectory: /tmp", "", "an imapd.conf value cannot contain a line break"},
 		{"carriage return", "twoskip\r", "", "an imapd.conf value cannot contain a line break"},
+		{"tab", "PLAIN\tLOGIN", "", `an imapd.conf value cannot contain the control character '\t'`},
+		{"NUL", "a\x00b", "", `an imapd.conf value cannot contain the control character '\x00'`},
+		{"C1 control", "a\u0085b", "", `an imapd.conf value cannot contain the control character '\u0085'`},
+		{"trailing backslash joins the next line", `C:\`, "", `an imapd.conf value cannot end in \: Cyrus would join the next line to it`},
+		{"backslash inside is text", `\\Junk`, `\\Junk`, ""},
+		{"secret marker", "<<secret:replication>>", "", "an imapd.conf value cannot contain <<secret:: cyrplan marks secrets so, and apply would write the secret here"},
 		{"true", true, "yes", ""},
 		{"false", false, "no", ""},
 		{"int", 30, "30", ""},
@@ -162,6 +170,10 @@ func TestOwned(t *testing.T) {
 		{"searchpartition-default", "paths", true},
 		{"slot308_sync_host", "replication channels", true},
 		{"imap_sync_port", "replication channels", true},
+		{"imap_servername", "identity", true}, // a service's copy overrides cyrplan's
+		{"lmtpunix_lmtpsocket", "paths", true},
+		{"imapfloat_configdirectory", "paths", true},
+		{"imap_admins", "", false},
 		{"admins", "", false},
 		{"sync_repeat_interval", "", false},
 		{"quota_db", "", false},
@@ -192,7 +204,10 @@ func TestKnown(t *testing.T) {
 		{"sync_host", true}, // known to Cyrus; owned is a separate check
 		{"sasl_pwcheck_method", true},
 		{"sasl_anything_at_all", true}, // SASL options are passed through
-		{"imap_allowplaintext", true},  // service prefix
+		{"sasl_Upper", false},          // but only of lower-case letters, digits and _
+		{"sasl_a-b", false},
+		{"sasl_a\nb", false},
+		{"imap_allowplaintext", true}, // service prefix
 		{"imapfloat_admins", true},
 		{"lmtpunix_duplicatesuppression", true},
 		{"syncserver_timeout", true},
@@ -204,8 +219,8 @@ func TestKnown(t *testing.T) {
 		{"", false},
 	} {
 		t.Run(tc.key, func(t *testing.T) {
-			if got := known(catalog, tc.key); got != tc.want {
-				t.Errorf("known(3.6.1, %q) = %v, want %v", tc.key, got, tc.want)
+			if got := catalog.lookup(tc.key) != nil; got != tc.want {
+				t.Errorf("lookup(3.6.1, %q) found %v, want %v", tc.key, got, tc.want)
 			}
 		})
 	}

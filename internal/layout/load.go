@@ -1,8 +1,10 @@
 package layout
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -29,25 +31,44 @@ type Option func(*checker)
 func NoSpreadLimit() Option { return func(c *checker) { c.noSpreadLimit = true } }
 
 // Load reads, unifies, decodes and checks the layout package in dir. An
-// invalid layout gives Errors, every problem with its position.
+// invalid layout gives Errors, every problem with its position; errors
+// about dir itself (missing, not a directory, no CUE files) name it as
+// given.
 func Load(dir string, opts ...Option) (*Layout, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return load1(&load.Config{Dir: abs}, opts)
+	switch fi, err := os.Stat(abs); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s: no such directory", dir)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", dir, errors.Unwrap(err))
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	files := sourceFiles{fsys: os.DirFS(abs), dir: dir, name: func(p string) string { return filepath.Join(abs, p) }}
+	return load1(&load.Config{Dir: abs}, files, opts)
 }
 
 // LoadFS is Load for a layout whose files are the top of fsys (a git
 // revision, say). Positions in errors name files as name/<file>, as in
 // "HEAD~1:layout/stores.cue".
 func LoadFS(fsys fs.FS, name string, opts ...Option) (*Layout, error) {
-	return load1(&load.Config{Dir: "/", FS: fsys, FromFSPath: func(p string) string {
-		return strings.TrimSuffix(name, "/") + p
-	}}, opts)
+	fromFS := func(p string) string { return strings.TrimSuffix(name, "/") + p }
+	files := sourceFiles{fsys: fsys, dir: name, name: func(p string) string { return fromFS("/" + p) }}
+	return load1(&load.Config{Dir: "/", FS: fsys, FromFSPath: fromFS}, files, opts)
 }
 
-func load1(cfg *load.Config, opts []Option) (*Layout, error) {
+func load1(cfg *load.Config, files sourceFiles, opts []Option) (*Layout, error) {
+	pkg, pkgErrs, err := files.pkg()
+	if err != nil {
+		return nil, err
+	}
+	if pkg == "" && len(pkgErrs) > 0 {
+		return nil, pkgErrs
+	}
+	cfg.Package = pkg // files of other packages are errors of their own
 	ctx := cuecontext.New()
 	src, err := schema.FS.ReadFile(schema.File)
 	if err != nil {
@@ -59,10 +80,12 @@ func load1(cfg *load.Config, opts []Option) (*Layout, error) {
 	}
 	insts := load.Instances([]string{"."}, cfg)
 	if len(insts) != 1 {
-		return nil, fmt.Errorf("%s: want one CUE package, found %d", cfg.Dir, len(insts))
+		return nil, fmt.Errorf("%s: want one CUE package, found %d", files.dir, len(insts))
 	}
 	if err := insts[0].Err; err != nil {
-		return nil, fromCUE(err)
+		errs := append(pkgErrs, fromCUE(err)...)
+		errs.sort()
+		return nil, errs
 	}
 	// Errors in the operator's value alone (conflicts between files)
 	// are reported by validate, with the schema's.
@@ -71,6 +94,7 @@ func load1(cfg *load.Config, opts []Option) (*Layout, error) {
 		user:   uv,
 		val:    sv.LookupPath(cue.ParsePath("#Layout")).Unify(uv),
 		layout: &Layout{},
+		errs:   pkgErrs,
 	}
 	for _, o := range opts {
 		o(c)
@@ -148,19 +172,15 @@ func (c *checker) validate() {
 		if err == nil {
 			return false
 		}
+		// A struct with errors below may have kind bottom: try both.
 		below := false
-		switch v.Kind() {
-		case cue.StructKind:
-			if it, err := v.Fields(); err == nil {
-				for it.Next() {
-					below = walk(it.Value()) || below
-				}
+		if it, err := v.Fields(); err == nil {
+			for it.Next() {
+				below = walk(it.Value()) || below
 			}
-		case cue.ListKind:
-			if it, err := v.List(); err == nil {
-				for it.Next() {
-					below = walk(it.Value()) || below
-				}
+		} else if it, err := v.List(); err == nil {
+			for it.Next() {
+				below = walk(it.Value()) || below
 			}
 		}
 		if !below {
@@ -216,12 +236,12 @@ func (c *checker) explain(e *Error) {
 			e.Msg += "s"
 		}
 	case e.Msg == "field not allowed" && name != "":
-		e.Msg = "unknown field " + name
+		e.Msg = "unknown field " + printable(name)
 		// The fields the schema allows here: the others are bottom.
 		var known []string
 		if it, err := c.val.LookupPath(cuePath(e.sel[:len(e.sel)-1])).Fields(cue.Optional(true)); err == nil {
 			for it.Next() {
-				if f := it.Selector().Unquoted(); f != name && it.Value().Err() == nil {
+				if f, ok := fieldName(it.Selector()); ok && f != name && it.Value().Err() == nil {
 					known = append(known, f)
 				}
 			}

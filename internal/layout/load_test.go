@@ -238,7 +238,7 @@ func TestSmallLayout(t *testing.T) {
 		"more.cue": `
 hosts: imap4: {interface: "bond0", ssh: {user: "admin", port: 2222}}
 slots: {
-	slot101: {meta: "/srv/meta/1/", data: "/srv/data//1", ports: {imap: 1143, sync: 2005}}
+	slot101: {meta: "/srv/meta/1", data: "/srv/data/1", ports: {imap: 1143, sync: 2005}}
 	slot499: {}
 }
 stores: s1: {
@@ -291,17 +291,39 @@ ports: imap: 10000
 	}
 }
 
+// TestLoadErrors checks the errors about the layout directory itself:
+// each names the directory as the operator gave it.
 func TestLoadErrors(t *testing.T) {
-	t.Run("no directory", func(t *testing.T) {
-		_, err := Load(filepath.Join(t.TempDir(), "nowhere"))
-		if err == nil {
-			t.Fatal("Load of a missing directory succeeded")
-		}
-	})
-	t.Run("no CUE files", func(t *testing.T) {
-		_, err := Load(t.TempDir())
-		if err == nil {
-			t.Fatal("Load of an empty directory succeeded")
+	t.Chdir(t.TempDir())
+	writeFile(t, "README.md", []byte("# not a layout\n"))
+	writeFile(t, "notes/x.txt", []byte("hello\n"))
+	writeFile(t, "hidden/_stores.cue", []byte("package layout\n"))
+	writeFile(t, "dirnamedcue/stores.cue/fleet.cue", []byte("package layout\n"))
+	if err := os.Mkdir("empty", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, dir, want string
+	}{
+		{"missing directory", "nowhere", "nowhere: no such directory"},
+		{"a file", "README.md", "README.md: not a directory"},
+		{"empty directory", "empty", "empty: no .cue files: a layout is a CUE package in a directory"},
+		{"no CUE files", "notes", "notes: no .cue files: a layout is a CUE package in a directory"},
+		{"only files CUE skips", "hidden", "hidden: no .cue files: a layout is a CUE package in a directory"},
+		{"a directory named .cue", "dirnamedcue", "dirnamedcue: no .cue files: a layout is a CUE package in a directory"},
+		{"trailing slash kept", "empty/", "empty/: no .cue files: a layout is a CUE package in a directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.dir)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Load(%q) = %v, want %q", tc.dir, err, tc.want)
+			}
+		})
+	}
+	t.Run("LoadFS of no CUE files", func(t *testing.T) {
+		_, err := LoadFS(fstest.MapFS{"README.md": {Data: []byte("hi")}}, "HEAD:layout")
+		if want := "HEAD:layout: no .cue files: a layout is a CUE package in a directory"; err == nil || err.Error() != want {
+			t.Errorf("LoadFS = %v, want %q", err, want)
 		}
 	})
 	t.Run("Errors.Error", func(t *testing.T) {

@@ -1,54 +1,14 @@
 package layout
 
 import (
-	"bufio"
-	"bytes"
-	"embed"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 )
-
-// The imapd.conf option catalogs, one per Cyrus version, from
-// `cyr_info conf-default` of that version: "name: default" lines.
-//
-//go:embed catalog/*.txt
-var catalogFS embed.FS
-
-var (
-	catalogOnce sync.Once
-	catalogs    map[string]map[string]bool
-)
-
-func loadCatalogs() {
-	catalogs = map[string]map[string]bool{}
-	entries, _ := catalogFS.ReadDir("catalog")
-	for _, e := range entries {
-		data, _ := catalogFS.ReadFile("catalog/" + e.Name())
-		opts := map[string]bool{}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			if name, _, ok := strings.Cut(sc.Text(), ":"); ok {
-				opts[strings.TrimSpace(name)] = true
-			}
-		}
-		catalogs[strings.TrimSuffix(e.Name(), ".txt")] = opts
-	}
-}
-
-func catalogFor(version string) map[string]bool {
-	catalogOnce.Do(loadCatalogs)
-	return catalogs[version]
-}
-
-func catalogVersions() []string {
-	catalogOnce.Do(loadCatalogs)
-	return slices.Sorted(maps.Keys(catalogs))
-}
 
 // Owned are the imapd.conf options that cyrplan writes itself for every
 // slot; setting one in the layout is an error.
@@ -85,41 +45,56 @@ var ownedPrefixes = []string{"partition-", "metapartition-", "archivepartition-"
 // service only and are accepted as Cyrus accepts them.
 var Services = []string{"imap", "imapfloat", "lmtpunix", "syncserver"}
 
+var (
+	// optionNameRE is what Cyrus reads as an option name (it folds
+	// upper case to lower).
+	optionNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// wildcardRE is what the names of option families may hold after
+	// their prefix (sasl_*, partition-*).
+	wildcardRE = regexp.MustCompile(`^[a-z0-9_]+$`)
+)
+
 // checkOptions checks and formats imapd.conf options against build's
 // catalog. If store is set the options are the layout-wide ones checked
 // again for that store's build, and only unknown names are reported.
 func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, store string) Options {
 	out := Options{}
-	var catalog map[string]bool
+	var cat *catalog
 	if build != nil {
-		catalog = catalogFor(build.Version)
+		cat = catalogFor(build.Version)
 	}
 	for _, key := range slices.Sorted(maps.Keys(raw)) {
 		kp := append(p[:len(p):len(p)], key)
+		if !optionNameRE.MatchString(key) {
+			if store == "" {
+				c.labelErrorf(kp, "option name %q: imapd.conf option names hold only letters, digits, '_' and '-'", key)
+			}
+			continue
+		}
 		if store == "" {
 			if why, ok := owned(key); ok {
 				c.labelErrorf(kp, "option %s is set by cyrplan (%s); remove it from the layout", key, why)
 				continue
 			}
 		}
-		if catalog != nil && !known(catalog, key) {
-			e := c.labelErrorf(kp, "Cyrus %s has no imapd.conf option %s", build.Version, key)
-			if store != "" {
-				e.Msg += " (store " + store + " runs build " + build.Name + ")"
+		var spec *optionSpec
+		if cat != nil {
+			if spec = cat.lookup(key); spec == nil {
+				c.unknownOption(kp, key, build, store)
+				continue
 			}
-			if s := suggest(key, slices.Sorted(maps.Keys(catalog))); s != "" {
-				e.Hint = "did you mean " + s + "?"
-				if _, ok := owned(s); ok {
-					// Do not send the operator to an error.
-					e.Hint += " cyrplan sets " + s + " itself; remove this option"
-				}
-			}
-			continue
 		}
 		if store != "" {
 			continue
 		}
+		if spec != nil && spec.Deprecated != "" {
+			c.deprecatedOption(kp, key, spec)
+			continue
+		}
 		val, err := optionValue(raw[key])
+		if err == "" && spec != nil {
+			err = spec.check(val, shownValue(raw[key], val))
+		}
 		if err != "" {
 			c.errorf(kp, "%s", err)
 			continue
@@ -129,6 +104,32 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 	return out
 }
 
+func (c *checker) unknownOption(kp []string, key string, build *Build, store string) {
+	e := c.labelErrorf(kp, "Cyrus %s has no imapd.conf option %s", build.Version, key)
+	if store != "" {
+		e.Msg += " (store " + store + " runs build " + build.Name + ")"
+	}
+	if s := suggest(key, catalogFor(build.Version).names()); s != "" {
+		e.Hint = "did you mean " + s + "?"
+		if _, ok := owned(s); ok {
+			// Do not send the operator to an error.
+			e.Hint += " cyrplan sets " + s + " itself; remove this option"
+		}
+	}
+}
+
+func (c *checker) deprecatedOption(kp []string, key string, spec *optionSpec) {
+	e := c.labelErrorf(kp, "option %s is deprecated since Cyrus %s", key, spec.Deprecated)
+	if spec.ReplacedBy != "" {
+		e.Hint = "use " + spec.ReplacedBy + " instead"
+	} else {
+		e.Hint = "it has no replacement; remove it"
+	}
+}
+
+// owned says whether cyrplan sets the option key itself, and why. A
+// service's copy of an owned option (imap_servername) is owned too: it
+// would override cyrplan's for that service.
 func owned(key string) (string, bool) {
 	if why, ok := Owned[key]; ok {
 		return why, true
@@ -141,28 +142,22 @@ func owned(key string) (string, bool) {
 	if _, rest, ok := strings.Cut(key, "_"); ok && strings.HasPrefix(rest, "sync_") {
 		return "replication channels", true
 	}
+	for _, svc := range Services {
+		if rest, ok := strings.CutPrefix(key, svc+"_"); ok {
+			if why, ok := Owned[rest]; ok {
+				return why, true
+			}
+		}
+	}
 	return "", false
 }
 
-func known(catalog map[string]bool, key string) bool {
-	if catalog[key] || strings.HasPrefix(key, "sasl_") {
-		return true
-	}
-	for _, svc := range Services {
-		if rest, ok := strings.CutPrefix(key, svc+"_"); ok && catalog[rest] {
-			return true
-		}
-	}
-	return false
-}
-
+// optionValue formats an option's value as imapd.conf holds it, or says
+// why it cannot be one.
 func optionValue(v any) (string, string) {
 	switch v := v.(type) {
 	case string:
-		if strings.ContainsAny(v, "\n\r") {
-			return "", "an imapd.conf value cannot contain a line break"
-		}
-		return strings.TrimSpace(v), ""
+		return stringValue(v)
 	case bool:
 		if v {
 			return "yes", ""
@@ -188,6 +183,38 @@ func optionValue(v any) (string, string) {
 		kind = "a struct"
 	}
 	return "", "an imapd.conf value is a string, an integer or a boolean, not " + kind
+}
+
+// stringValue is a string option value, trimmed as Cyrus trims it, if
+// it can be written on one imapd.conf line.
+func stringValue(v string) (string, string) {
+	if strings.ContainsAny(v, "\n\r") {
+		return "", "an imapd.conf value cannot contain a line break"
+	}
+	if r, ok := controlChar(v); ok {
+		return "", fmt.Sprintf("an imapd.conf value cannot contain the control character %s", strconv.QuoteRune(r))
+	}
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return "", "the value is empty, which Cyrus refuses; remove the option to have Cyrus's default"
+	case strings.HasSuffix(v, `\`):
+		return "", `an imapd.conf value cannot end in \: Cyrus would join the next line to it`
+	case strings.Contains(v, "<<secret:"):
+		return "", "an imapd.conf value cannot contain <<secret:: cyrplan marks secrets so, and apply would write the secret here"
+	}
+	return v, ""
+}
+
+// shownValue is an option value as the operator wrote it, for messages.
+func shownValue(raw any, val string) string {
+	if s, ok := raw.(string); ok {
+		return strconv.Quote(s)
+	}
+	if b, ok := raw.(bool); ok {
+		return strconv.FormatBool(b)
+	}
+	return val
 }
 
 // suggest returns the candidate closest to s if it is close enough to

@@ -70,11 +70,13 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	}
 	for _, d := range want.Dirs {
 		jobs = append(jobs, func() error {
-			fi, err := h.Stat(ctx, d.Path)
+			fi, err := h.Lstat(ctx, d.Path)
 			od := &state.Dir{}
 			switch {
+			case err == nil && fi.IsDir:
+				od.Exists, od.Mode = true, fi.Mode.Perm()
 			case err == nil:
-				od.Exists, od.Mode = fi.IsDir, fi.Mode.Perm()
+				od.Problem = transport.Kind(fi.Mode) + " stands where cyrplan manages a directory"
 			case !errors.Is(err, fs.ErrNotExist):
 				return err
 			}
@@ -108,19 +110,28 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	return o, nil
 }
 
-func readFile(ctx context.Context, h transport.Host, path string, rendered []byte) (*state.File, error) {
-	data, err := h.ReadFile(ctx, path)
+// readFile reads a managed file without following a link or opening
+// anything but a regular file of a sane size: anything else is a Problem.
+func readFile(ctx context.Context, h transport.Host, path string, known []byte) (*state.File, error) {
+	fi, err := h.Lstat(ctx, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &state.File{}, nil
 	}
 	if err != nil {
 		return &state.File{}, err
 	}
-	fi, err := h.Stat(ctx, path)
+	if err := transport.CheckReadable(fi); err != nil {
+		what := transport.Kind(fi.Mode) + " stands where cyrplan manages a file"
+		if fi.Mode.IsRegular() {
+			what = "the file is too large to be one cyrplan wrote"
+		}
+		return &state.File{Problem: what}, nil
+	}
+	data, err := h.ReadFile(ctx, path)
 	if err != nil {
 		return &state.File{}, err
 	}
-	data = secret.Redact(rendered, data)
+	data = secret.Redact(known, data)
 	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}, nil
 }
 

@@ -305,8 +305,9 @@ func Build(in Input) *Plan {
 		}
 		b.manifest()
 		checkBuilds(p, in.Layout, obs, hp)
+		p.Problems = append(p.Problems, pathProblems(obs)...)
 	}
-	p.Actions = append(stops, orderActions(in.Layout, p.Hosts, slotActions)...)
+	p.Actions = orEmpty(append(stops, orderActions(in.Layout, p.Hosts, slotActions)...))
 	for _, a := range p.Actions {
 		for _, h := range p.Hosts {
 			if h.Host == a.Host {
@@ -399,7 +400,7 @@ func (b *hostBuild) fileChange(f *render.File, of *state.File) *FileChange {
 		// plan knows is the last line of defence.
 		fc.Diff = b.in.Secrets.Scrub(string(diff.Diff(b.obs.Name+":"+f.Path+" ("+b.in.Labels[0]+")", of.Content, b.obs.Name+":"+f.Path+" ("+b.in.Labels[1]+")", f.Content)))
 		if f.Kind == render.IMAPDConf {
-			fc.Options = optionChanges(of.Content, f.Content)
+			fc.Options = orEmpty(optionChanges(of.Content, f.Content))
 			for i := range fc.Options {
 				fc.Options[i].Before = b.in.Secrets.Scrub(fc.Options[i].Before)
 			}
@@ -550,7 +551,7 @@ func (b *hostBuild) manifest() {
 	for _, f := range mp.Files {
 		slots[f.Slot] = true
 	}
-	mp.Slots = slices.Sorted(maps.Keys(slots))
+	mp.Slots = orEmpty(slices.Sorted(maps.Keys(slots)))
 	hp.NeedsWork = len(hp.Files) > 0 || len(hp.Dirs) > 0 || len(hp.Roles) > 0 || len(hp.ClearsPending) > 0 || !sameManifest(mp, obs.Manifest)
 }
 
@@ -611,6 +612,24 @@ func checkBuilds(p *Plan, l *layout.Layout, obs *state.Host, hp *Host) {
 		p.Problems = append(p.Problems, fmt.Sprintf("%s: Cyrus build %s is not installed: %s/bin/master is missing (needed by %s); install it or unpin the store",
 			hp.Host, name, b.Prefix, joinWords(missing[name])))
 	}
+}
+
+// pathProblems are the managed paths of a host where something other
+// than what cyrplan manages stands: apply refuses to touch them (a
+// link a local user put there would have cyrplan write through it).
+func pathProblems(obs *state.Host) []string {
+	var out []string
+	for _, path := range slices.Sorted(maps.Keys(obs.Files)) {
+		if pr := obs.Files[path].Problem; pr != "" {
+			out = append(out, fmt.Sprintf("%s:%s: %s; cyrplan never follows links or opens special files: move it away, and find out who put it there", obs.Name, path, pr))
+		}
+	}
+	for _, path := range slices.Sorted(maps.Keys(obs.Dirs)) {
+		if pr := obs.Dirs[path].Problem; pr != "" {
+			out = append(out, fmt.Sprintf("%s:%s: %s; cyrplan never follows links: move it away, and find out who put it there", obs.Name, path, pr))
+		}
+	}
+	return out
 }
 
 // orderActions puts slot actions store by store, the slots that run as

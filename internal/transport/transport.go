@@ -13,6 +13,52 @@ import (
 	"strconv"
 )
 
+// TempPrefix starts the name of every temporary file WriteFile creates
+// (the new content of a file before it is renamed over the old one).
+const TempPrefix = ".cyrplan-tmp-"
+
+// MaxReadSize bounds what ReadFile reads: every file cyrplan reads from
+// a host (a config it wrote, its manifest, a lock, a role) is far smaller.
+const MaxReadSize = 32 << 20
+
+// ErrNotRegular is returned by ReadFile for anything but a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// ErrTooLarge is returned by ReadFile for a file over MaxReadSize.
+var ErrTooLarge = fmt.Errorf("larger than %d bytes", MaxReadSize)
+
+// Kind names what stands at a path for messages: "a symbolic link", "a
+// named pipe", "a directory".
+func Kind(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case mode&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	case mode.IsDir():
+		return "a directory"
+	case mode.IsRegular():
+		return "a regular file"
+	}
+	return "a special file"
+}
+
+// CheckReadable says why what Lstat described cannot be read as a file
+// cyrplan wrote, nil if it can.
+func CheckReadable(fi FileInfo) error {
+	if !fi.Mode.IsRegular() {
+		return fmt.Errorf("%w: it is %s", ErrNotRegular, Kind(fi.Mode))
+	}
+	if fi.Size > MaxReadSize {
+		return fmt.Errorf("%w (%d bytes)", ErrTooLarge, fi.Size)
+	}
+	return nil
+}
+
 // ErrNoExec is returned by Run on transports that cannot run commands
 // (the local directory transport). Callers report the command instead.
 var ErrNoExec = errors.New("this transport does not run commands")
@@ -22,6 +68,12 @@ type FileInfo struct {
 	Mode  fs.FileMode // permission bits and type (fs.ModeDir for directories)
 	Size  int64
 	IsDir bool
+}
+
+// DirEntry is one entry of a directory.
+type DirEntry struct {
+	Name string
+	Info FileInfo
 }
 
 // Owner names a user and group on a host ("cyrus", "mail"). The empty
@@ -44,18 +96,29 @@ type Host interface {
 	// Name is the host's name in the layout (imap6).
 	Name() string
 
-	// ReadFile returns the content of a regular file. A missing file
-	// gives an error that satisfies errors.Is(err, fs.ErrNotExist).
+	// ReadFile returns the content of a regular file of at most
+	// MaxReadSize bytes. A missing file gives an error that satisfies
+	// errors.Is(err, fs.ErrNotExist); anything else at path (a symbolic
+	// link, a FIFO, a device) is never opened and gives ErrNotRegular.
 	ReadFile(ctx context.Context, path string) ([]byte, error)
 
-	// Stat describes path. A missing path satisfies fs.ErrNotExist.
+	// Stat describes path, following symbolic links. A missing path
+	// satisfies fs.ErrNotExist.
 	Stat(ctx context.Context, path string) (FileInfo, error)
+
+	// Lstat describes path itself: a symbolic link is reported as one
+	// (fs.ModeSymlink in Mode), never followed.
+	Lstat(ctx context.Context, path string) (FileInfo, error)
+
+	// ReadDir lists the directory path, sorted by name, each entry as
+	// Lstat describes it. A missing directory satisfies fs.ErrNotExist.
+	ReadDir(ctx context.Context, path string) ([]DirEntry, error)
 
 	// WriteFile replaces path atomically: it writes a temporary file in
 	// the same directory, syncs it, sets mode and owner, and renames it
 	// over path. Readers see the old or the new content, never a mix;
 	// a crash at any moment leaves at most a stray temporary file whose
-	// name starts with ".cyrplan-tmp-". Parent directories must exist.
+	// name starts with TempPrefix. Parent directories must exist.
 	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner Owner) error
 
 	// CreateExclusive creates path with data only if it does not exist

@@ -14,14 +14,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
-
-// tmpPrefix starts the name of every temporary file WriteFile creates.
-const tmpPrefix = ".cyrplan-tmp-"
 
 // Host is one host's directory. It is safe for concurrent use.
 //
@@ -47,18 +46,48 @@ func New(root, name string) *Host {
 // Name returns the host's name.
 func (h *Host) Name() string { return h.name }
 
-// ReadFile returns the content of the file at the host path p.
+// ReadFile returns the content of the regular file at the host path p;
+// anything else there is never opened.
 func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	r, rel, err := h.open(ctx, p, false)
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
 	defer r.Close()
-	data, err := r.ReadFile(rel)
+	fi, err := r.Lstat(rel)
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
+	if err := transport.CheckReadable(transport.FileInfo{Mode: fi.Mode(), Size: fi.Size()}); err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, transport.MaxReadSize+1))
+	if err != nil {
+		return nil, h.fail("read", p, err)
+	}
+	if len(data) > transport.MaxReadSize {
+		return nil, h.fail("read", p, transport.ErrTooLarge)
+	}
 	return data, nil
+}
+
+// Lstat describes the host path p itself, without following a link.
+func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) {
+	r, rel, err := h.open(ctx, p, false)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("lstat", p, err)
+	}
+	defer r.Close()
+	fi, err := r.Lstat(rel)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("lstat", p, err)
+	}
+	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
 }
 
 // Stat describes the host path p, following symbolic links.
@@ -85,7 +114,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		return h.fail("write", p, err)
 	}
 	defer r.Close()
-	tmp := path.Join(path.Dir(rel), tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	tmp := path.Join(path.Dir(rel), transport.TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
 	if err := create(r, tmp, data, mode); err != nil {
 		return h.fail("write", p, err)
 	}
@@ -97,6 +126,34 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		return h.fail("write", p, err)
 	}
 	return nil
+}
+
+// ReadDir lists the directory at the host path p, sorted by name.
+func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, error) {
+	r, rel, err := h.open(ctx, p, false)
+	if err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
+	defer r.Close()
+	d, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
+	out := make([]transport.DirEntry, 0, len(entries))
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		out = append(out, transport.DirEntry{Name: e.Name(), Info: transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}})
+	}
+	slices.SortFunc(out, func(a, b transport.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // CreateExclusive creates the file p with data, failing with an error
@@ -129,10 +186,10 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, _ trans
 	// not matter.
 	var missing []string
 	for d := rel; d != "."; d = path.Dir(d) {
-		fi, err := r.Stat(d)
+		fi, err := r.Lstat(d)
 		if err == nil {
 			if !fi.IsDir() {
-				return h.fail("mkdir", p, fmt.Errorf("%s is not a directory", "/"+d))
+				return h.fail("mkdir", p, fmt.Errorf("/%s is %s, not a directory; cyrplan never follows links where it writes", d, transport.Kind(fi.Mode())))
 			}
 			break
 		}
@@ -153,7 +210,14 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, _ trans
 			return h.fail("mkdir", p, err)
 		}
 	}
-	if err := r.Chmod(rel, mode); err != nil {
+	// The mode is set on p itself, through a handle opened without
+	// following a link: one put there since is refused.
+	d, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return h.fail("mkdir", p, err)
+	}
+	defer d.Close()
+	if err := d.Chmod(mode); err != nil {
 		return h.fail("mkdir", p, err)
 	}
 	return nil

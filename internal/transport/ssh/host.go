@@ -10,24 +10,28 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
-// tmpPrefix starts the name of every temporary file WriteFile creates.
-const tmpPrefix = ".cyrplan-tmp-"
-
 var _ transport.Host = (*Host)(nil)
 
 // Name returns the host's name in the layout.
 func (h *Host) Name() string { return h.cfg.Name }
 
-// ReadFile returns the content of the file p.
+// ReadFile returns the content of the regular file p. Anything else at
+// p is never opened (a FIFO would block the SFTP server).
 func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	if err := check(ctx, p); err != nil {
+	fi, err := h.Lstat(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckReadable(fi); err != nil {
 		return nil, h.fail("read", p, err)
 	}
 	f, err := h.sftp.Open(p)
@@ -36,10 +40,25 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	}
 	defer f.Close()
 	var buf bytes.Buffer
-	if _, err := f.WriteTo(&buf); err != nil {
+	if _, err := io.Copy(&buf, io.LimitReader(f, transport.MaxReadSize+1)); err != nil {
 		return nil, h.fail("read", p, err)
 	}
+	if buf.Len() > transport.MaxReadSize {
+		return nil, h.fail("read", p, transport.ErrTooLarge)
+	}
 	return buf.Bytes(), nil
+}
+
+// Lstat describes p itself, without following a symbolic link.
+func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) {
+	if err := check(ctx, p); err != nil {
+		return transport.FileInfo{}, h.fail("lstat", p, err)
+	}
+	fi, err := h.sftp.Lstat(p)
+	if err != nil {
+		return transport.FileInfo{}, h.fail("lstat", p, err)
+	}
+	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
 }
 
 // Stat describes p, following symbolic links.
@@ -52,6 +71,23 @@ func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
 	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
+}
+
+// ReadDir lists the directory p, sorted by name.
+func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, error) {
+	if err := check(ctx, p); err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
+	infos, err := h.sftp.ReadDir(p)
+	if err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
+	out := make([]transport.DirEntry, 0, len(infos))
+	for _, fi := range infos {
+		out = append(out, transport.DirEntry{Name: fi.Name(), Info: transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}})
+	}
+	slices.SortFunc(out, func(a, b transport.DirEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // WriteFile replaces p atomically. It creates a temporary file next to
@@ -67,7 +103,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 	if err != nil {
 		return h.fail("write", p, err)
 	}
-	tmp := path.Join(path.Dir(p), tmpPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	tmp := path.Join(path.Dir(p), transport.TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
 	if err := h.create(tmp, data, mode, uid, gid); err != nil {
 		return h.fail("write", p, err)
 	}
@@ -141,10 +177,11 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, owner t
 	// the host does not matter.
 	var missing []string
 	for d := path.Clean(p); d != "/"; d = path.Dir(d) {
-		fi, err := h.sftp.Stat(d)
+		fi, err := h.sftp.Lstat(d)
 		if err == nil {
 			if !fi.IsDir() {
-				return h.fail("mkdir", p, fmt.Errorf("%s is not a directory", d))
+				return h.fail("mkdir", p, fmt.Errorf("%s is %s, not a directory; cyrplan never follows links where it writes",
+					d, transport.Kind(fi.Mode())))
 			}
 			break
 		}
@@ -163,6 +200,14 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, owner t
 		if err := h.sftp.Chmod(missing[i], 0o755); err != nil {
 			return h.fail("mkdir", p, err)
 		}
+	}
+	// Owner and mode are set on p itself: a link put there since is
+	// refused, never followed.
+	if fi, err := h.sftp.Lstat(p); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is %s, not a directory; cyrplan never follows links where it writes", p, transport.Kind(fi.Mode()))
+		}
+		return h.fail("mkdir", p, err)
 	}
 	if err := h.chown(p, uid, gid); err != nil {
 		return h.fail("mkdir", p, err)

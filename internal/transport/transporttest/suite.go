@@ -258,7 +258,7 @@ func testNoTempFiles(t *testing.T, f Fixture) {
 		entries, err := os.ReadDir(d)
 		ok(t, err)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".cyrplan-tmp-") {
+			if strings.HasPrefix(e.Name(), transport.TempPrefix) {
 				t.Errorf("stray temporary file %s", filepath.Join(d, e.Name()))
 			}
 		}
