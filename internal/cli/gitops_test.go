@@ -106,7 +106,7 @@ func (r *layoutRepo) checkout(branch string, create bool) {
 func (r *layoutRepo) cyrplan(args ...string) (stdout, stderr string, code int) {
 	r.t.Helper()
 	var out, errb bytes.Buffer
-	code = Run(context.Background(), append(args, "--layout", r.layout), &out, &errb)
+	code = runChecked(context.Background(), append(args, "--layout", r.layout), &out, &errb)
 	return out.String(), errb.String(), code
 }
 

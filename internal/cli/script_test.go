@@ -14,7 +14,9 @@ var updateScripts = flag.Bool("update", false, "update testscript archives' gold
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"cyrplan": func() { os.Exit(Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+		// cyrplan, checking every plan JSON it writes against the schema
+		// (see runChecked).
+		"cyrplan": func() { os.Exit(runChecked(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }
 
