@@ -2,12 +2,9 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 
+	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/spf13/cobra"
-
-	"github.com/cyrplan/cyrplan/internal/failover"
-	"github.com/cyrplan/cyrplan/internal/health"
 )
 
 func newFailoverCommand(g *globals) *cobra.Command {
@@ -46,17 +43,7 @@ nothing can be drained, and what it had not replicated may be lost.`,
 			if st == nil {
 				return notFound("store", args[0], keys(l.Stores))
 			}
-			fl, err := f.config(g).Connect(cmd.Context(), l, storeHosts(l, st.Name))
-			if err != nil {
-				return err
-			}
-			defer fl.Close()
-			err = failover.Run(cmd.Context(), failover.Request{Layout: l, Store: st, Hosts: fl.Conns, Errs: fl.Errs,
-				To: to, Force: force, Log: g.stdout, Health: health.Banner})
-			if err != nil {
-				return fmt.Errorf("failover of %s: %w", st.Name, err)
-			}
-			return nil
+			return fleet.Failover(cmd.Context(), f.config(g), l, st, to, force, g.stdout)
 		},
 	}
 	f.addConnect(cmd.Flags())

@@ -1,24 +1,14 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cyrplan/cyrplan/internal/fleet"
-	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
-	"github.com/cyrplan/cyrplan/internal/secret"
-	"github.com/cyrplan/cyrplan/internal/shell"
-	"github.com/cyrplan/cyrplan/internal/store"
-	"github.com/cyrplan/cyrplan/internal/transport"
 )
-
-var toolRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 func newRunCommand(g *globals) *cobra.Command {
 	var (
@@ -71,7 +61,7 @@ the user's mailbox.`,
 			}
 			name := ""
 			if user != "" {
-				found, err := g.locate(cmd.Context(), &f, l, user)
+				found, err := fleet.Locate(cmd.Context(), f.config(g), l, user)
 				if err != nil {
 					return err
 				}
@@ -79,7 +69,9 @@ the user's mailbox.`,
 			} else {
 				name = target[0]
 			}
-			code, err := g.runTool(cmd.Context(), &f, l, name, role, tool[0], tool[1:])
+			announce := func(what string) { fmt.Fprintln(g.stderr, "cyrplan: "+what) }
+			code, err := fleet.RunTool(cmd.Context(), f.config(g), l, fleet.Tool{Name: name, Role: role, Tool: tool[0], Args: tool[1:]},
+				announce, g.stdout, g.stderr)
 			if err != nil {
 				return err
 			}
@@ -94,100 +86,4 @@ the user's mailbox.`,
 	cmd.Flags().BoolVarP(&replica, "replica", "r", false, "run on the store's replica")
 	cmd.Flags().StringVar(&user, "user", "", "run on the store that holds `USER`'s mailbox")
 	return cmd
-}
-
-// resolveSlot returns the slot that name (a store or a slot) means in
-// role, reading the store's roles from its hosts.
-func resolveSlot(ctx context.Context, l *layout.Layout, name string, role layout.Role, fl *fleet.Hosts) (string, error) {
-	if l.Slots[name] != nil {
-		return name, nil
-	}
-	st := l.Stores[name]
-	if st == nil {
-		return "", fmt.Errorf("no store or slot is called %q", name)
-	}
-	lv := store.Read(ctx, l, st, fl.Conns, fl.Errs)
-	if role == layout.Replica {
-		return lv.Replica()
-	}
-	return lv.Master()
-}
-
-// storeHosts returns the hosts of the slots of name (a store or a slot).
-func storeHosts(l *layout.Layout, name string) []string {
-	var slots []string
-	if st := l.Stores[name]; st != nil {
-		slots = st.Slots()
-	} else if l.Slots[name] != nil {
-		slots = []string{name}
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range slots {
-		if h := l.Slots[s].Host; !seen[h] {
-			seen[h] = true
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// runTool runs a Cyrus tool on the slot name means and returns its exit status.
-func (g *globals) runTool(ctx context.Context, f *hostFlags, l *layout.Layout, name string, role layout.Role, tool string, args []string) (int, error) {
-	if !toolRE.MatchString(tool) {
-		return 0, fmt.Errorf("%q is not a Cyrus tool name: give a bare name like mbpath, not a path", tool)
-	}
-	fl, err := f.config(g).Connect(ctx, l, storeHosts(l, name))
-	if err != nil {
-		return 0, err
-	}
-	defer fl.Close()
-	slot, err := resolveSlot(ctx, l, name, role, fl)
-	if err != nil {
-		return 0, err
-	}
-	s := l.Slots[slot]
-	h := fl.Conns[s.Host]
-	if h == nil {
-		return 0, fl.Errs[s.Host]
-	}
-	build := l.BuildOf(slot)
-	bin := build.Prefix + "/bin/" + tool
-	var ee *transport.ExitError
-	if err := h.Run(ctx, "test -x "+shell.Quote(bin), nil, nil, nil); errors.As(err, &ee) {
-		return 0, fmt.Errorf("%s is not a tool of Cyrus build %s: %s does not exist on %s", tool, build.Name, bin, s.Host)
-	} else if err != nil {
-		return 0, err
-	}
-	// The slot's own paths, so that nobody types them: {conf} is its
-	// configdirectory, {meta} and {data} its partitions.
-	paths := strings.NewReplacer("{conf}", hostpath.Of(s).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
-	shown := []string{bin}
-	words := []string{shell.Quote(bin), "-C", shell.Quote(hostpath.Of(s).IMAPDConf)}
-	for _, a := range args {
-		shown = append(shown, paths.Replace(a))
-		words = append(words, shell.Quote(paths.Replace(a)))
-	}
-	fmt.Fprintf(g.stderr, "cyrplan: %s on %s (%s): %s\n", slot, s.Host, roleOf(l, slot, role, name), strings.Join(shown, " "))
-	// The tool's output is scrubbed of every secret: cyr_info conf, say,
-	// prints the replication password.
-	known := secret.Known(l, nil)
-	stdout, stderr := secret.NewWriter(g.stdout, known), secret.NewWriter(g.stderr, known)
-	err = h.Run(ctx, strings.Join(words, " "), nil, stdout, stderr)
-	stdout.Close()
-	stderr.Close()
-	if errors.As(err, &ee) {
-		return ee.Code, nil
-	}
-	return 0, err
-}
-
-func roleOf(l *layout.Layout, slot string, role layout.Role, name string) string {
-	if l.Stores[name] != nil {
-		return string(role) + " of " + name
-	}
-	if st := l.Slots[slot].Store; st != "" {
-		return "slot of " + st
-	}
-	return "spare slot"
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cyrplan/cyrplan/internal/apply"
+	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 )
 
@@ -31,19 +31,10 @@ machine is broken by the next apply on its own.`,
 					return fmt.Errorf("no host %q in the layout", n)
 				}
 			}
-			fl, err := f.config(g).Connect(cmd.Context(), l, args)
-			if err != nil {
-				return err
-			}
-			defer fl.Close()
-			for _, n := range args {
-				if err := fl.Errs[n]; err != nil {
-					return err
-				}
-				held, err := apply.BreakLock(cmd.Context(), fl.Conns[n])
+			broken, err := fleet.Unlock(cmd.Context(), f.config(g), l, args)
+			for i, held := range broken {
+				n := args[i]
 				switch {
-				case err != nil:
-					return err
 				case held == nil:
 					fmt.Fprintf(g.stdout, "%s: not locked\n", n)
 				case held.Unreadable != "":
@@ -52,7 +43,7 @@ machine is broken by the next apply on its own.`,
 					fmt.Fprintf(g.stdout, "%s: removed the lock of apply %s by %s (pid %d, since %s)\n", n, held.ApplyID, held.Holder, held.PID, held.Time.Format(time.RFC3339))
 				}
 			}
-			return nil
+			return err
 		},
 	}
 	f.addConnect(cmd.Flags())
