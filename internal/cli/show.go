@@ -174,7 +174,7 @@ type slotView struct {
 
 func slotViewOf(l *layout.Layout, s *layout.Slot) *slotView {
 	b := l.BuildOf(s.Name)
-	p := hostpath.Of(s)
+	p := hostpath.Of(s.Name, s.Meta)
 	return &slotView{Slot: s.Name, Host: s.Host, Address: l.Hosts[s.Host].Address, Partition: s.Partition,
 		Store: s.Store, Role: string(s.Role), Cyrus: b.Name, Prefix: b.Prefix, Meta: s.Meta, Data: s.Data,
 		IMAPPort: s.IMAPPort, SyncPort: s.SyncPort, Config: p.IMAPDConf, Init: p.InitScript}

@@ -169,9 +169,9 @@ func (r *Request) check(ctx context.Context, l *layout.Layout, sn string) error 
 // one-shot runs of sync_client over its rolling log files.
 func drain(ctx context.Context, l *layout.Layout, h transport.Host, m, to string) error {
 	s := l.Slots[m]
-	dir := hostpath.Of(s).SyncLogDir(to)
+	dir := hostpath.Of(s.Name, s.Meta).SyncLogDir(to)
 	bin := l.BuildOf(m).Prefix + "/bin/sync_client"
-	conf := hostpath.Of(s).IMAPDConf
+	conf := hostpath.Of(s.Name, s.Meta).IMAPDConf
 	for _, log := range []string{"log-run", "log"} {
 		path := dir + "/" + log
 		if _, err := h.Stat(ctx, path); err != nil {

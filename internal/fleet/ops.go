@@ -103,9 +103,9 @@ func RunTool(ctx context.Context, c Config, l *layout.Layout, t Tool, announce f
 	}
 	// The slot's own paths, so that nobody types them: {conf} is its
 	// configdirectory, {meta} and {data} its partitions.
-	paths := strings.NewReplacer("{conf}", hostpath.Of(s).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
+	paths := strings.NewReplacer("{conf}", hostpath.Of(s.Name, s.Meta).ConfigDB, "{meta}", s.Meta, "{data}", s.Data)
 	shown := []string{bin}
-	words := []string{shell.Quote(bin), "-C", shell.Quote(hostpath.Of(s).IMAPDConf)}
+	words := []string{shell.Quote(bin), "-C", shell.Quote(hostpath.Of(s.Name, s.Meta).IMAPDConf)}
 	for _, a := range args {
 		shown = append(shown, paths.Replace(a))
 		words = append(words, shell.Quote(paths.Replace(a)))
@@ -167,7 +167,7 @@ func Locate(ctx context.Context, c Config, l *layout.Layout, user string) (*Loca
 			return
 		}
 		s := l.Slots[m]
-		cmd := shell.Quote(l.BuildOf(m).Prefix+"/bin/mbpath") + " -C " + shell.Quote(hostpath.Of(s).IMAPDConf) + " " + shell.Quote("user/"+user)
+		cmd := shell.Quote(l.BuildOf(m).Prefix+"/bin/mbpath") + " -C " + shell.Quote(hostpath.Of(s.Name, s.Meta).IMAPDConf) + " " + shell.Quote("user/"+user)
 		err = fl.Conns[s.Host].Run(ctx, cmd, nil, nil, nil)
 		var ee *transport.ExitError
 		mu.Lock()

@@ -164,7 +164,7 @@ func slotStatusOf(ctx context.Context, l *layout.Layout, lv *store.Live, hosts m
 				continue
 			}
 			for _, log := range []string{"log", "log-run"} {
-				data, err := h.ReadFile(ctx, hostpath.Of(s).SyncLogDir(peer)+"/"+log)
+				data, err := h.ReadFile(ctx, hostpath.Of(s.Name, s.Meta).SyncLogDir(peer)+"/"+log)
 				if err == nil {
 					ss.Backlog += strings.Count(string(data), "\n")
 				}

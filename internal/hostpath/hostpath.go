@@ -4,8 +4,6 @@
 // plan, apply and the fleet operations all take their paths from here.
 package hostpath
 
-import "github.com/cyrplan/cyrplan/internal/layout"
-
 // Directories cyrplan writes into.
 const (
 	ConfigRoot = "/etc/cyrus"
@@ -15,6 +13,10 @@ const (
 	RolesDir   = StateDir + "/roles"
 	BackupDir  = StateDir + "/backup"
 )
+
+// Written are the directories cyrplan writes into: no slot or build of a
+// layout may live in one.
+var Written = []string{ConfigRoot, InitDir, UnitDir, StateDir}
 
 // Files of cyrplan's own state.
 const (
@@ -36,10 +38,11 @@ type Slot struct {
 	ConfigDB    string // configdirectory on the meta partition
 }
 
-// Of returns where slot s's files live.
-func Of(s *layout.Slot) Slot {
-	p := Named(s.Name)
-	p.ConfigDB = s.Meta + "/conf"
+// Of returns where the files of the slot named name, whose meta
+// partition is mounted at meta, live.
+func Of(name, meta string) Slot {
+	p := Named(name)
+	p.ConfigDB = meta + "/conf"
 	return p
 }
 
@@ -60,9 +63,10 @@ func Named(slot string) Slot {
 	}
 }
 
-// RoleConf is the cyrus.conf slot s runs with in role.
-func (p Slot) RoleConf(role layout.Role) string {
-	if role == layout.Replica {
+// RoleConf is the cyrus.conf the slot runs with in role ("master" or
+// "replica").
+func (p Slot) RoleConf(role string) string {
+	if role == "replica" {
 		return p.ReplicaConf
 	}
 	return p.MasterConf

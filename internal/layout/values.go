@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 )
 
 // The checks of the layout's string values. Every value that reaches a
@@ -54,10 +56,7 @@ var systemDirs = []string{
 
 // reservedDirs hold no slot or build, at any depth: the kernel's, and
 // those cyrplan writes itself.
-var reservedDirs = []string{
-	"/proc", "/sys", "/dev",
-	"/etc/cyrus", "/etc/init.d", "/etc/systemd", "/var/lib/cyrplan",
-}
+var reservedDirs = append([]string{"/proc", "/sys", "/dev", "/etc/systemd"}, hostpath.Written...)
 
 // checkPath returns why p cannot be a directory on a host, or "".
 func checkPath(p string) string {

@@ -365,7 +365,7 @@ func (b *hostBuild) files() {
 		if b.changed[f.Slot] == nil {
 			b.changed[f.Slot] = map[render.Kind]*FileChange{}
 		}
-		if f.Kind != render.CyrusConf || f.Path == hostpath.Of(l.Slots[f.Slot]).RoleConf(hp.Slots[f.Slot]) {
+		if f.Kind != render.CyrusConf || f.Path == hostpath.Of(f.Slot, l.Slots[f.Slot].Meta).RoleConf(string(hp.Slots[f.Slot])) {
 			b.changed[f.Slot][f.Kind] = fc
 		}
 	}
@@ -508,7 +508,7 @@ func (b *hostBuild) slotActions() map[string]*ServiceAction {
 	for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
 		s := l.Slots[sn]
 		isNew := obs.Manifest == nil || !slices.Contains(obs.Manifest.Slots, sn)
-		if init := obs.Files[hostpath.Of(s).InitScript]; isNew && (init == nil || !init.Exists) {
+		if init := obs.Files[hostpath.Of(s.Name, s.Meta).InitScript]; isNew && (init == nil || !init.Exists) {
 			if _, ok := obs.Roles[sn]; !ok {
 				hp.Roles = append(hp.Roles, &RoleWrite{Slot: sn, Role: hp.Slots[sn]})
 			}

@@ -17,7 +17,7 @@ const FloatingPort = 143
 // from its own prefix) and carries -C (master does not pass its own on).
 // Service names are alphanumeric, as master requires.
 func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
-	p := hostpath.Of(s)
+	p := hostpath.Of(s.Name, s.Meta)
 	build := l.BuildOf(s.Name)
 	st := l.Stores[s.Store]
 	bin := func(tool string, args ...string) string {

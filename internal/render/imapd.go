@@ -14,7 +14,7 @@ import (
 // options override the layout-wide ones). It returns the secrets it
 // references.
 func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
-	p := hostpath.Of(s)
+	p := hostpath.Of(s.Name, s.Meta)
 	build := l.BuildOf(s.Name)
 	var b bytes.Buffer
 	b.Grow(2048)

@@ -109,7 +109,7 @@ func Render(l *layout.Layout) *Tree {
 }
 
 func slotDirs(s *layout.Slot) []Dir {
-	p := hostpath.Of(s)
+	p := hostpath.Of(s.Name, s.Meta)
 	d := func(path string, mode fs.FileMode, owner, group string) Dir {
 		return Dir{Path: path, Mode: mode, Owner: owner, Group: group, Slot: s.Name}
 	}
@@ -142,7 +142,7 @@ func dedupDirs(dirs []Dir) []Dir {
 }
 
 func slotFiles(l *layout.Layout, s *layout.Slot) []File {
-	p := hostpath.Of(s)
+	p := hostpath.Of(s.Name, s.Meta)
 	imapd, secrets := imapdConf(l, s)
 	files := []File{
 		{Path: p.IMAPDConf, Mode: 0o640, Owner: "root", Group: "mail", Content: imapd, Kind: IMAPDConf, Secrets: secrets},

@@ -35,7 +35,7 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 	build := l.BuildOf(s.Name)
 	h := l.Hosts[s.Host]
 	d := scriptData{
-		Paths:       hostpath.Of(s),
+		Paths:       hostpath.Of(s.Name, s.Meta),
 		Slot:        s.Name,
 		What:        "spare slot",
 		Prefix:      build.Prefix,
