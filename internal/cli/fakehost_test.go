@@ -141,6 +141,7 @@ func cmdSSHHosts(ts *testscript.TestScript, neg bool, args []string) {
 //
 //	hostctl NAME down              the host goes off: SSH refuses connections, its slots stop
 //	hostctl NAME up                SSH answers again (slots stay stopped until started)
+//	hostctl NAME stall             SSH connects, but every SFTP request hangs
 //	hostctl NAME fail SUBSTR CODE  commands containing SUBSTR exit CODE without running
 //	hostctl NAME fail SUBSTR CODE TEXT...
 //	                               ... and print TEXT on stderr
@@ -165,6 +166,8 @@ func cmdHostctl(ts *testscript.TestScript, neg bool, args []string) {
 	case verb == "down" && len(rest) == 0:
 		h.srv.Stop()
 		h.stopAll()
+	case verb == "stall" && len(rest) == 0:
+		h.srv.Stall(true)
 	case verb == "up" && len(rest) == 0:
 		ts.Check(h.srv.Restart())
 	case verb == "fail" && len(rest) == 2:

@@ -16,6 +16,7 @@ type hostFlags struct {
 	identity       string
 	parallelism    int
 	connectTimeout time.Duration
+	requestTimeout time.Duration
 	targets        []string
 	excludes       []string
 }
@@ -36,6 +37,7 @@ func (f *hostFlags) addConnect(fs *pflag.FlagSet) {
 	fs.StringVar(&f.identity, "identity", "", "SSH private key `file` (env CYRPLAN_IDENTITY; default: the ssh-agent)")
 	fs.IntVar(&f.parallelism, "parallelism", 16, "hosts to work on at once")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 10*time.Second, "give up connecting to a host after this long")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", 60*time.Second, "drop a host that leaves a file operation unanswered this long")
 }
 
 // config is the pipeline's configuration for these flags.
@@ -43,7 +45,7 @@ func (f *hostFlags) config(g *globals) fleet.Config {
 	return fleet.Config{
 		Layout: g.layoutDir, Targets: f.targets, Excludes: f.excludes,
 		Root: f.root, KnownHosts: f.knownHosts, Identity: f.identity,
-		ConnectTimeout: f.connectTimeout, Parallelism: f.parallelism,
+		ConnectTimeout: f.connectTimeout, RequestTimeout: f.requestTimeout, Parallelism: f.parallelism,
 		Warn: func(msg string) { fmt.Fprintln(g.stderr, "cyrplan: "+msg) },
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -16,7 +18,12 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		// cyrplan, checking every plan JSON it writes against the schema
 		// (see runChecked).
-		"cyrplan": func() { os.Exit(runChecked(context.Background(), os.Args[1:], os.Stdout, os.Stderr)) },
+		"cyrplan": func() {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := runChecked(ctx, os.Args[1:], os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		},
 	})
 }
 

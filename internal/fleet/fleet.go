@@ -46,7 +46,8 @@ type Config struct {
 	KnownHosts     string // known_hosts file; "" for $CYRPLAN_KNOWN_HOSTS or ~/.ssh/known_hosts
 	Identity       string // private key file; "" for $CYRPLAN_IDENTITY or the ssh-agent
 	ConnectTimeout time.Duration
-	Parallelism    int // hosts at once; default 16
+	RequestTimeout time.Duration // a file operation left unanswered this long drops the host
+	Parallelism    int           // hosts at once; default 16
 
 	// Getenv reads secrets (os.Getenv when nil).
 	Getenv func(string) string
@@ -220,7 +221,7 @@ func (c Config) Connect(ctx context.Context, l *layout.Layout, names []string) (
 	parallel.Each(names, c.parallelism(), func(n string) {
 		h := l.Hosts[n]
 		conn, err := ssh.Dial(ctx, ssh.Config{Name: n, Address: h.Address, Port: h.SSHPort, User: h.SSHUser,
-			KnownHostsFile: known, IdentityFile: identity, ConnectTimeout: c.ConnectTimeout})
+			KnownHostsFile: known, IdentityFile: identity, ConnectTimeout: c.ConnectTimeout, RequestTimeout: c.RequestTimeout})
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

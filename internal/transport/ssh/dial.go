@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -45,6 +46,15 @@ type Config struct {
 	// CommandTimeout bounds each Run, unless its context ends earlier.
 	// Default 5m.
 	CommandTimeout time.Duration
+
+	// RequestTimeout bounds each file operation (its SFTP requests); a
+	// host that does not answer by then has its connection closed.
+	// Default 60s.
+	RequestTimeout time.Duration
+
+	// KeepAlive is how often an idle connection is probed; a host that
+	// does not answer two probes in a row is dropped. Default 15s.
+	KeepAlive time.Duration
 }
 
 // Defaults for the zero values of Config.
@@ -53,6 +63,8 @@ const (
 	DefaultUser           = "root"
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultCommandTimeout = 5 * time.Minute
+	DefaultRequestTimeout = 60 * time.Second
+	DefaultKeepAlive      = 15 * time.Second
 )
 
 // maxSessions is how many commands a Host runs at once. OpenSSH allows
@@ -62,8 +74,10 @@ const maxSessions = 8
 // Host is a connected host: one SSH connection and one SFTP session on
 // it, both shared by all callers. It is safe for concurrent use.
 //
-// SFTP requests do not take a context: ctx is checked before each
-// request, and a request in flight is not interrupted.
+// SFTP requests do not take a context: each file operation has a
+// deadline (RequestTimeout) and ends with ctx, and when either passes
+// while it waits, the connection is closed: a host that hangs fails,
+// it never stalls cyrplan.
 type Host struct {
 	cfg      Config
 	where    string // "imap6 (10.200.0.12)", the prefix of every error
@@ -73,6 +87,10 @@ type Host struct {
 
 	idsMu sync.Mutex
 	ids   *ids // user and group ids, read once; see owner.go
+
+	done   chan struct{} // closed by Close: stops the keepalive
+	closed sync.Once
+	dead   atomic.Pointer[error] // why the connection was closed under a caller
 }
 
 // Dial connects to the host described by cfg, checks its host key,
@@ -90,6 +108,12 @@ func Dial(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
 	if cfg.Name == "" {
 		cfg.Name = cfg.Address
 	}
@@ -98,11 +122,66 @@ func Dial(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Port != DefaultPort {
 		where = addr
 	}
-	h := &Host{cfg: cfg, where: cfg.Name + " (" + where + ")", sessions: make(chan struct{}, maxSessions)}
+	h := &Host{cfg: cfg, where: cfg.Name + " (" + where + ")", sessions: make(chan struct{}, maxSessions), done: make(chan struct{})}
 	if err := h.dial(ctx, addr); err != nil {
 		return nil, fmt.Errorf("%s: %w", h.where, err)
 	}
+	go h.keepAlive()
 	return h, nil
+}
+
+// keepAlive probes the connection every KeepAlive; a host that leaves
+// two probes in a row unanswered has its connection closed.
+func (h *Host) keepAlive() {
+	t := time.NewTicker(h.cfg.KeepAlive)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := h.client.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-h.done:
+			return
+		case err := <-answered:
+			if err != nil {
+				h.abort(fmt.Errorf("the connection was lost: %w", err))
+				return
+			}
+			missed = 0
+		case <-time.After(h.cfg.KeepAlive):
+			if missed++; missed >= 2 {
+				h.abort(fmt.Errorf("no answer to two keepalives %v apart: connection closed", h.cfg.KeepAlive))
+				return
+			}
+		}
+	}
+}
+
+// abort closes the connection under every caller, recording why.
+func (h *Host) abort(why error) {
+	h.dead.CompareAndSwap(nil, &why)
+	h.client.Close()
+}
+
+// request bounds one file operation by ctx and RequestTimeout: when
+// either ends first, the connection is closed (and fail says why). The
+// returned func ends the guard.
+func (h *Host) request(ctx context.Context) func() {
+	ctx, cancel := context.WithTimeoutCause(ctx, h.cfg.RequestTimeout,
+		fmt.Errorf("no answer within %v: connection closed", h.cfg.RequestTimeout))
+	stop := context.AfterFunc(ctx, func() { h.abort(context.Cause(ctx)) })
+	return func() {
+		stop()
+		cancel()
+	}
 }
 
 // dial connects h to addr.

@@ -34,6 +34,7 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	if err := transport.CheckReadable(fi); err != nil {
 		return nil, h.fail("read", p, err)
 	}
+	defer h.request(ctx)()
 	f, err := h.sftp.Open(p)
 	if err != nil {
 		return nil, h.fail("read", p, err)
@@ -54,6 +55,7 @@ func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) 
 	if err := check(ctx, p); err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
 	}
+	defer h.request(ctx)()
 	fi, err := h.sftp.Lstat(p)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
@@ -66,6 +68,7 @@ func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
 	if err := check(ctx, p); err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
+	defer h.request(ctx)()
 	fi, err := h.sftp.Stat(p)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
@@ -78,6 +81,7 @@ func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, err
 	if err := check(ctx, p); err != nil {
 		return nil, h.fail("readdir", p, err)
 	}
+	defer h.request(ctx)()
 	infos, err := h.sftp.ReadDir(p)
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
@@ -99,6 +103,7 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 	if err := check(ctx, p); err != nil {
 		return h.fail("write", p, err)
 	}
+	defer h.request(ctx)()
 	uid, gid, err := h.lookupOwner(owner)
 	if err != nil {
 		return h.fail("write", p, err)
@@ -119,6 +124,7 @@ func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode 
 	if err := check(ctx, p); err != nil {
 		return h.fail("create", p, err)
 	}
+	defer h.request(ctx)()
 	if err := h.create(p, data, mode, -1, -1); err != nil {
 		return h.fail("create", p, err)
 	}
@@ -168,6 +174,7 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, owner t
 	if err := check(ctx, p); err != nil {
 		return h.fail("mkdir", p, err)
 	}
+	defer h.request(ctx)()
 	uid, gid, err := h.lookupOwner(owner)
 	if err != nil {
 		return h.fail("mkdir", p, err)
@@ -223,6 +230,7 @@ func (h *Host) Remove(ctx context.Context, p string) error {
 	if err := check(ctx, p); err != nil {
 		return h.fail("remove", p, err)
 	}
+	defer h.request(ctx)()
 	if err := h.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return h.fail("remove", p, err)
 	}
@@ -236,6 +244,7 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 		err = check(ctx, newpath)
 	}
 	if err == nil {
+		defer h.request(ctx)()
 		err = h.rename(oldpath, newpath)
 	}
 	if err != nil {
@@ -296,6 +305,7 @@ func (h *Host) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 
 // Close closes the SFTP session and the connection.
 func (h *Host) Close() error {
+	h.closed.Do(func() { close(h.done) })
 	err := h.sftp.Close()
 	if cerr := h.client.Close(); err == nil {
 		err = cerr
@@ -317,7 +327,11 @@ func check(ctx context.Context, p string) error {
 }
 
 // fail wraps err from operation op on p, keeping what errors.Is needs
-// (fs.ErrNotExist, fs.ErrExist) and naming the host.
+// (fs.ErrNotExist, fs.ErrExist) and naming the host; when the
+// connection was closed under the operation, it says why instead.
 func (h *Host) fail(op, p string, err error) error {
+	if why := h.dead.Load(); why != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
+		err = *why
+	}
 	return transport.OpError(h.where, op, p, err)
 }

@@ -15,7 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	"github.com/pkg/sftp"
@@ -46,6 +48,8 @@ type Server struct {
 	clientKey  gossh.PublicKey
 	mu         sync.Mutex // guards codes and the command log
 	codes      []exitCode
+
+	stalled atomic.Bool // SFTP requests hang while set (see Stall)
 
 	srvMu sync.Mutex // guards srv and l
 	srv   *gliderssh.Server
@@ -342,9 +346,17 @@ func (s *Server) logCommand(cmd string) (code int, found bool, err error) {
 	return 0, false, err
 }
 
+// Stall makes every SFTP request hang (a host that stopped answering
+// but keeps its connections open) until Stall(false).
+func (s *Server) Stall(on bool) { s.stalled.Store(on) }
+
 // handleSFTP serves the root over SFTP.
 func (s *Server) handleSFTP(sess gliderssh.Session) {
-	h := &fsHandler{root: s.root}
+	h := &fsHandler{root: s.root, gate: func() {
+		for s.stalled.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}}
 	srv := sftp.NewRequestServer(sess, sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h})
 	srv.Serve()
 	srv.Close()

@@ -18,6 +18,7 @@ import (
 // PosixRename, Mkdir, Rmdir, Remove, Stat, Lstat and directory listing.
 type fsHandler struct {
 	root *os.Root
+	gate func() // called before every request: a stalled server blocks there
 }
 
 // rel turns the cleaned absolute path of a request into a path in root.
@@ -30,16 +31,19 @@ func rel(p string) string {
 
 // Fileread opens a file for reading.
 func (h *fsHandler) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	h.gate()
 	return h.root.Open(rel(r.Filepath))
 }
 
 // Filewrite opens a file for writing.
 func (h *fsHandler) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	h.gate()
 	return h.openFile(r)
 }
 
 // OpenFile opens a file for reading and writing.
 func (h *fsHandler) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	h.gate()
 	return h.openFile(r)
 }
 
@@ -70,6 +74,7 @@ func (h *fsHandler) openFile(r *sftp.Request) (*os.File, error) {
 
 // Filecmd carries out the commands that change the tree.
 func (h *fsHandler) Filecmd(r *sftp.Request) error {
+	h.gate()
 	p := rel(r.Filepath)
 	switch r.Method {
 	case "Setstat":
@@ -112,11 +117,13 @@ func (h *fsHandler) setstat(r *sftp.Request) error {
 
 // PosixRename renames, replacing the target.
 func (h *fsHandler) PosixRename(r *sftp.Request) error {
+	h.gate()
 	return h.root.Rename(rel(r.Filepath), rel(r.Target))
 }
 
 // Filelist lists a directory or stats a path.
 func (h *fsHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+	h.gate()
 	p := rel(r.Filepath)
 	switch r.Method {
 	case "Stat":
@@ -150,6 +157,7 @@ func (h *fsHandler) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 
 // Lstat stats a path without following a final symbolic link.
 func (h *fsHandler) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+	h.gate()
 	fi, err := h.root.Lstat(rel(r.Filepath))
 	if err != nil {
 		return nil, err
