@@ -28,6 +28,10 @@ import (
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
+// FinishGrace is how long, after SIGINT, the hosts being written have to
+// finish their files and manifest before their operations end as well.
+const FinishGrace = 5 * time.Second
+
 // Options control an apply.
 type Options struct {
 	ApplyID     string
@@ -103,6 +107,12 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{},
 		backups: map[string]map[string]backup{}, written: map[string]*state.Manifest{}}
 
+	// The hosts being written are finished after SIGINT, but a host that
+	// hangs gets only FinishGrace more before its operations end too.
+	hostCtx, cancelHosts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHosts()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(FinishGrace, cancelHosts) })
+	defer stopGrace()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, opts.Parallelism)
 	for _, hp := range p.Hosts {
@@ -125,7 +135,7 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := a.host(context.WithoutCancel(ctx), hp); err != nil {
+			if err := a.host(hostCtx, hp); err != nil {
 				a.fail(hp.Host, err)
 			}
 		}()
