@@ -13,13 +13,18 @@ import (
 )
 
 // Banner connects to addr and reads the IMAP greeting, until it names
-// servername or ctx ends. It returns the last problem seen.
+// servername or ctx ends. It returns the last problem seen (an attempt
+// that ctx's end cut short says nothing of the slot: the one before is
+// reported).
 func Banner(ctx context.Context, addr, servername string) error {
 	var last error
 	for {
-		last = banner(ctx, addr, servername)
-		if last == nil {
+		err := banner(ctx, addr, servername)
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
