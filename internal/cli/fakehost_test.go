@@ -322,6 +322,11 @@ func (h *fakeHost) exec(_ context.Context, cmd string, _ io.Reader, stdout, stde
 		}
 	}
 	h.mu.Unlock()
+	if m := countLinesRE.FindStringSubmatch(cmd); m != nil {
+		data, _ := h.root.ReadFile(rel(m[1]))
+		fmt.Fprintln(stdout, strings.Count(string(data), "\n"))
+		return 0
+	}
 	switch {
 	case words[0] == "test" && len(words) == 3 && words[1] == "-x":
 		if h.executable(words[2]) {
@@ -350,6 +355,9 @@ func (h *fakeHost) executable(p string) bool {
 	fi, err := h.root.Stat(rel(p))
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
+
+// countLinesRE is onhost.CountLines's command.
+var countLinesRE = regexp.MustCompile(`^if \[ -f '([^']*)' \]; then wc -l < `)
 
 var initVarRE = regexp.MustCompile(`(?m)^([A-Z_]+)=(\S*)$`)
 

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -164,9 +163,9 @@ func slotStatusOf(ctx context.Context, l *layout.Layout, lv *store.Live, hosts m
 				continue
 			}
 			for _, log := range []string{"log", "log-run"} {
-				data, err := h.ReadFile(ctx, hostpath.Of(s.Name, s.Meta).SyncLogDir(peer)+"/"+log)
+				n, err := onhost.CountLines(ctx, h, hostpath.Of(s.Name, s.Meta).SyncLogDir(peer)+"/"+log)
 				if err == nil {
-					ss.Backlog += strings.Count(string(data), "\n")
+					ss.Backlog += n
 				}
 			}
 		}

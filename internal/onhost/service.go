@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
@@ -103,4 +105,23 @@ func Status(ctx context.Context, h transport.Host, slot string) (Running, error)
 		r.Role, r.Exe = m[1], m[2]
 	}
 	return r, nil
+}
+
+// CountLines counts the lines of the file at path on h without reading
+// it here (a sync log can be large): wc -l on the host, or, on a
+// transport that runs no commands, by reading it. A missing file has 0.
+func CountLines(ctx context.Context, h transport.Host, path string) (int, error) {
+	var out strings.Builder
+	err := h.Run(ctx, "if [ -f "+shell.Quote(path)+" ]; then wc -l < "+shell.Quote(path)+"; else echo 0; fi", nil, &out, nil)
+	if errors.Is(err, transport.ErrNoExec) {
+		data, err := h.ReadFile(ctx, path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return strings.Count(string(data), "\n"), err
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(out.String()))
 }
