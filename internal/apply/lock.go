@@ -210,6 +210,12 @@ func BreakLock(ctx context.Context, h transport.Host) (*BrokenLock, error) {
 func readLock(ctx context.Context, h transport.Host) (LockInfo, []byte, error) {
 	var info LockInfo
 	data, err := h.ReadFile(ctx, lockPath)
+	switch {
+	case errors.Is(err, transport.ErrTooLarge):
+		return info, nil, &CorruptLockError{Host: h.Name(), Reason: fmt.Sprintf("larger than %d bytes", transport.MaxReadSize)}
+	case errors.Is(err, transport.ErrNotRegular):
+		return info, nil, &CorruptLockError{Host: h.Name(), Reason: "not a regular file"}
+	}
 	if err != nil {
 		return info, nil, err
 	}
