@@ -140,6 +140,48 @@ func TestFleetOperations(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "imap6") || !strings.Contains(out, "Not answering") {
 		t.Errorf("status with imap6 cut off: exit %d\n%s", code, out)
 	}
+
+	// imap6 comes back from its power loss and starts its slots as boot
+	// does. slot608 still records master, but the store's master address
+	// answers from imap3: fenced, it does not start, and the address
+	// keeps answering from slot308 alone.
+	h6 := w.fleet.Host("imap6")
+	if err := h6.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h6.Uncut(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h6.Boot(); err != nil {
+		t.Fatal(err)
+	}
+	if role, err := h6.Exec(ctxTimeout(t, 10*time.Second), "cat /var/lib/cyrplan/roles/slot608"); err != nil || strings.TrimSpace(role) != "master" {
+		t.Fatalf("slot608's recorded role after the forced failover: %q, %v", role, err)
+	}
+	bootOut, err := h6.Exec(ctxTimeout(t, 60*time.Second), "/etc/init.d/cyrus-slot608 start")
+	if err == nil || !strings.Contains(bootOut, "fenced") {
+		t.Errorf("slot608 started as a second master at boot: %v\n%s", err, bootOut)
+	}
+	if out, err := h6.Exec(ctxTimeout(t, 60*time.Second), "/etc/init.d/cyrus-slot602 start"); err != nil {
+		t.Errorf("imap6's other slot at boot: %v\n%s", err, out)
+	}
+	if who, err := floatingBanner(float); err != nil || who != "slot308" {
+		t.Errorf("the floating master address after imap6's boot: %q, %v; want slot308 only", who, err)
+	}
+	if ip, _ := h6.Exec(ctxTimeout(t, 10*time.Second), "ip -o addr show"); strings.Contains(ip, " "+float+"/") {
+		t.Errorf("imap6 holds the floating master address after its boot:\n%s", ip)
+	}
+	// The one command brings it back as replica.
+	out, errOut, code = w.cyrplan("failover", "store23", "--to", "slot308")
+	if code != 0 || !strings.Contains(out, "start slot608 on imap6 as replica") {
+		t.Fatalf("bringing slot608 back as replica: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = w.cyrplan("status", "--json")
+	if code != 0 || !strings.Contains(out, `"currentMasters": [
+        "slot308"
+      ]`) {
+		t.Errorf("status after slot608 came back as replica: exit %d\n%s", code, out)
+	}
 }
 
 func wantCount(t *testing.T, addr, user string, want int) error {

@@ -89,8 +89,12 @@ func Run(ctx context.Context, r Request) error {
 			return fmt.Errorf("step %d: %w; nothing has changed yet", step, err)
 		}
 	}
+	// A slot already master that others still claim to be (a host back
+	// after a forced failover): they only come back as its replicas. What
+	// they took in before was declared lost by the forced failover.
+	rejoin := lv.Recorded[to] && lv.Roles[to] == layout.Master
 	// 2. Drain what the old masters logged and have not sent yet.
-	if !r.Force {
+	if !r.Force && !rejoin {
 		for _, m := range old {
 			say("drain %s's replication log to %s", m, to)
 			if err := drain(ctx, l, slotHost(m), m, to); err != nil {
@@ -110,13 +114,16 @@ func Run(ctx context.Context, r Request) error {
 		}
 	}
 	// 4. The new master: restart in its new role, taking the floating
-	// master address and announcing it.
-	say("restart %s on %s as master (takes %s, announces it)", to, l.Slots[to].Host, st.IP.Master)
-	if err := initScript(ctx, slotHost(to), to, "restart"); err != nil {
-		return fmt.Errorf("step %d: %w; the roles are recorded: once fixed, run %s restart on %s", step, err, initPath(to), l.Slots[to].Host)
-	}
-	if err := r.check(ctx, l, to); err != nil {
-		return fmt.Errorf("step %d: %w", step, err)
+	// master address and announcing it (a slot that was master already
+	// keeps running).
+	if !rejoin {
+		say("restart %s on %s as master (takes %s, announces it)", to, l.Slots[to].Host, st.IP.Master)
+		if err := initScript(ctx, slotHost(to), to, "restart"); err != nil {
+			return fmt.Errorf("step %d: %w; the roles are recorded: once fixed, run %s restart on %s", step, err, initPath(to), l.Slots[to].Host)
+		}
+		if err := r.check(ctx, l, to); err != nil {
+			return fmt.Errorf("step %d: %w", step, err)
+		}
 	}
 	// 5. The old masters come back as replicas of the new one.
 	for _, m := range old {
@@ -130,8 +137,9 @@ func Run(ctx context.Context, r Request) error {
 	}
 	if r.Force && len(down) > 0 {
 		fmt.Fprintf(r.Log, "\nForced: the host of %s did not answer. What it took in and had not replicated to %s is not on %s and may be lost.\n"+
-			"When it is back, it still records itself as master: before it starts its slots, run\n  cyrplan failover %s --to %s --force\nagain so that it becomes a replica.\n",
-			strings.Join(down, ", "), to, to, st.Name, to)
+			"When it is back it still records itself as master, but it does not start as master while %s answers from %s (fencing).\n"+
+			"Bring it back as replica with\n  cyrplan failover %s --to %s\n",
+			strings.Join(down, ", "), to, to, st.IP.Master, l.Slots[to].Host, st.Name, to)
 	}
 	fmt.Fprintf(r.Log, "%s: %s is the master now.\n", st.Name, to)
 	return nil

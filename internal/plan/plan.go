@@ -307,6 +307,7 @@ func Build(in Input) *Plan {
 		checkBuilds(p, in.Layout, obs, hp)
 		p.Problems = append(p.Problems, pathProblems(obs)...)
 	}
+	p.Problems = append(p.Problems, splitBrains(in.Layout, p.Hosts)...)
 	p.Actions = orEmpty(append(stops, orderActions(in.Layout, p.Hosts, slotActions)...))
 	for _, a := range p.Actions {
 		for _, h := range p.Hosts {
@@ -612,6 +613,29 @@ func checkBuilds(p *Plan, l *layout.Layout, obs *state.Host, hp *Host) {
 		p.Problems = append(p.Problems, fmt.Sprintf("%s: Cyrus build %s is not installed: %s/bin/master is missing (needed by %s); install it or unpin the store",
 			hp.Host, name, b.Prefix, joinWords(missing[name])))
 	}
+}
+
+// splitBrains are the stores of which more than one slot, on the hosts
+// read, runs as master: apply would (re)start two masters.
+func splitBrains(l *layout.Layout, hosts []*Host) []string {
+	roles := map[string]layout.Role{}
+	for _, h := range hosts {
+		maps.Copy(roles, h.Slots)
+	}
+	var out []string
+	for _, name := range l.StoreNames() {
+		var masters []string
+		for _, sn := range l.Stores[name].Slots() {
+			if roles[sn] == layout.Master {
+				masters = append(masters, fmt.Sprintf("%s on %s", sn, l.Slots[sn].Host))
+			}
+		}
+		if len(masters) > 1 {
+			out = append(out, fmt.Sprintf("%s: %s all record themselves as master; apply will not run two masters: settle it with cyrplan failover %s --to SLOT",
+				name, joinWords(masters), name))
+		}
+	}
+	return out
 }
 
 // pathProblems are the managed paths of a host where something other

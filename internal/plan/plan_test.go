@@ -463,3 +463,17 @@ func TestPending(t *testing.T) {
 		t.Errorf("pending reload and a new build: %+v; want one restart", p.Actions)
 	}
 }
+
+// TestSplitBrain: a store two of whose slots record master (a host back
+// after a forced failover) is a problem: apply would run two masters.
+func TestSplitBrain(t *testing.T) {
+	l := example(t)
+	obs := applied(render.Render(l))
+	obs["imap3"].Roles["slot308"] = layout.Master
+	obs["imap6"].Roles["slot608"] = layout.Master
+	p := build(t, l, obs)
+	want := "store23: slot608 on imap6 and slot308 on imap3 all record themselves as master; apply will not run two masters: settle it with cyrplan failover store23 --to SLOT"
+	if !slices.Contains(p.Problems, want) {
+		t.Errorf("problems %q; want %q", p.Problems, want)
+	}
+}

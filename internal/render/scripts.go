@@ -23,12 +23,12 @@ var (
 )
 
 type scriptData struct {
-	Paths                                   hostpath.Slot
-	Slot, What, Header, Prefix, DefaultRole string
-	Addr, Interface                         string
-	Port                                    int
-	FloatMaster, FloatReplica               string
-	FloatBits                               int
+	Paths                                          hostpath.Slot
+	Slot, Store, What, Header, Prefix, DefaultRole string
+	Addr, Interface                                string
+	Port                                           int
+	FloatMaster, FloatReplica                      string
+	FloatBits                                      int
 }
 
 func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
@@ -50,6 +50,7 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 	}
 	if st := l.Stores[s.Store]; st != nil {
 		d.What = "store " + st.Name
+		d.Store = st.Name
 		d.DefaultRole = string(s.Role)
 		d.FloatMaster = st.IP.Master
 		// The floating replica address follows the preferred pair:
