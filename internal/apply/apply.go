@@ -211,6 +211,9 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	if err := a.recordPending(ctx, h, old, pending); err != nil {
 		return err
 	}
+	if err := h.Sync(ctx); err != nil {
+		return err
+	}
 	// What interrupted applies left: temporary files, old backups.
 	if err := onhost.Tidy(ctx, h, writtenDirs(hp, old), a.opts.KeepBackups-1); err != nil {
 		return err
@@ -272,8 +275,15 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 		}
 		a.changed(hp.Host)
 	}
+	// The files are durable before the manifest says they are there.
+	if err := h.Sync(ctx); err != nil {
+		return err
+	}
 	m := a.manifest(hp, old, wrote, kept, pending)
 	if err := onhost.WriteManifest(ctx, h, m); err != nil {
+		return err
+	}
+	if err := h.Sync(ctx); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -464,7 +474,10 @@ func (a *applier) donePending(ctx context.Context, host string, slots []string) 
 	if len(m.Pending) == 0 {
 		m.Pending = nil
 	}
-	return onhost.WriteManifest(ctx, a.hosts[host], m)
+	if err := onhost.WriteManifest(ctx, a.hosts[host], m); err != nil {
+		return err
+	}
+	return a.hosts[host].Sync(ctx)
 }
 
 // run runs one service action through the slot's init script and checks

@@ -116,7 +116,8 @@ type Host interface {
 
 	// WriteFile replaces path atomically: it writes a temporary file in
 	// the same directory, syncs it, sets mode and owner, and renames it
-	// over path. Readers see the old or the new content, never a mix;
+	// over path (durable by Sync at the latest). Readers see the old or
+	// the new content, never a mix;
 	// a crash at any moment leaves at most a stray temporary file whose
 	// name starts with TempPrefix. Parent directories must exist.
 	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner Owner) error
@@ -142,6 +143,10 @@ type Host interface {
 	// and the given writers (may be nil). A non-zero exit gives
 	// *ExitError; transports that cannot run commands give ErrNoExec.
 	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error
+
+	// Sync makes every WriteFile so far durable (a transport that syncs
+	// each write has nothing left to do).
+	Sync(ctx context.Context) error
 
 	// Close releases the connection. The Host is unusable afterwards.
 	Close() error

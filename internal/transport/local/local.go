@@ -5,11 +5,13 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -17,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -24,13 +27,17 @@ import (
 
 // Host is one host's directory. It is safe for concurrent use.
 //
-// Every operation opens the directory as an os.Root, so no path can
-// reach outside it, neither with ".." nor through a symbolic link
-// (absolute symbolic links are refused altogether).
+// The directory is opened once, as an os.Root, so no path can reach
+// outside it, neither with ".." nor through a symbolic link (absolute
+// symbolic links are refused altogether).
 type Host struct {
 	name  string
 	dir   string // ROOT/NAME
 	where string // name and dir, the prefix of every error
+
+	mu    sync.Mutex
+	root  *os.Root        // nil until the directory exists
+	dirty map[string]bool // directories renamed into since the last Sync
 }
 
 var _ transport.Host = (*Host)(nil)
@@ -40,7 +47,7 @@ var _ transport.Host = (*Host)(nil)
 // it, as the "/" of a real host always exists.
 func New(root, name string) *Host {
 	dir := filepath.Join(root, name)
-	return &Host{name: name, dir: dir, where: name + " (" + dir + ")"}
+	return &Host{name: name, dir: dir, where: name + " (" + dir + ")", dirty: map[string]bool{}}
 }
 
 // Name returns the host's name.
@@ -53,7 +60,6 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
-	defer r.Close()
 	fi, err := r.Lstat(rel)
 	if err != nil {
 		return nil, h.fail("read", p, err)
@@ -66,14 +72,15 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 		return nil, h.fail("read", p, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, transport.MaxReadSize+1))
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(f, transport.MaxReadSize+1)); err != nil {
 		return nil, h.fail("read", p, err)
 	}
-	if len(data) > transport.MaxReadSize {
+	if buf.Len() > transport.MaxReadSize {
 		return nil, h.fail("read", p, transport.ErrTooLarge)
 	}
-	return data, nil
+	return buf.Bytes(), nil
 }
 
 // Lstat describes the host path p itself, without following a link.
@@ -82,7 +89,6 @@ func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) 
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
 	}
-	defer r.Close()
 	fi, err := r.Lstat(rel)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
@@ -96,7 +102,6 @@ func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
-	defer r.Close()
 	fi, err := r.Stat(rel)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
@@ -105,15 +110,15 @@ func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
 }
 
 // WriteFile replaces the file at p atomically: it writes a temporary
-// file next to it, syncs it, sets its mode, renames it over p and syncs
-// the directory. The owner is ignored: the local transport keeps the
-// files of many hosts under one user and does not chown.
+// file next to it, syncs it, sets its mode and renames it over p; Sync
+// makes the renames durable, once per directory. The owner is ignored:
+// the local transport keeps the files of many hosts under one user and
+// does not chown.
 func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, _ transport.Owner) error {
 	r, rel, err := h.open(ctx, p, true)
 	if err != nil {
 		return h.fail("write", p, err)
 	}
-	defer r.Close()
 	tmp := path.Join(path.Dir(rel), transport.TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
 	if err := create(r, tmp, data, mode); err != nil {
 		return h.fail("write", p, err)
@@ -122,8 +127,24 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		r.Remove(tmp)
 		return h.fail("write", p, err)
 	}
-	if err := syncDir(r, path.Dir(rel)); err != nil {
-		return h.fail("write", p, err)
+	h.mu.Lock()
+	h.dirty[path.Dir(rel)] = true
+	h.mu.Unlock()
+	return nil
+}
+
+// Sync makes every rename since the last Sync durable: each directory
+// written into is synced once.
+func (h *Host) Sync(ctx context.Context) error {
+	h.mu.Lock()
+	dirs := slices.Sorted(maps.Keys(h.dirty))
+	clear(h.dirty)
+	r := h.root
+	h.mu.Unlock()
+	for _, d := range dirs {
+		if err := syncDir(r, d); err != nil {
+			return h.fail("sync", "/"+d, err)
+		}
 	}
 	return nil
 }
@@ -134,7 +155,6 @@ func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, err
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
 	}
-	defer r.Close()
 	d, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
@@ -163,7 +183,6 @@ func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode 
 	if err != nil {
 		return h.fail("create", p, err)
 	}
-	defer r.Close()
 	if err := create(r, rel, data, mode); err != nil {
 		return h.fail("create", p, err)
 	}
@@ -180,7 +199,6 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, _ trans
 	if err != nil {
 		return h.fail("mkdir", p, err)
 	}
-	defer r.Close()
 	// Find the missing directories, innermost first, then create them
 	// outermost first. Modes are set explicitly so that the umask does
 	// not matter.
@@ -232,7 +250,6 @@ func (h *Host) Remove(ctx context.Context, p string) error {
 	if err != nil {
 		return h.fail("remove", p, err)
 	}
-	defer r.Close()
 	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return h.fail("remove", p, err)
 	}
@@ -245,7 +262,6 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 	if err != nil {
 		return h.fail("rename", oldpath, err)
 	}
-	defer r.Close()
 	newrel, err := rel(newpath)
 	if err != nil {
 		return h.fail("rename", newpath, err)
@@ -261,12 +277,21 @@ func (h *Host) Run(context.Context, string, io.Reader, io.Writer, io.Writer) err
 	return transport.ErrNoExec
 }
 
-// Close does nothing; each operation opens and closes what it needs.
-func (h *Host) Close() error { return nil }
+// Close closes the host's directory.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.root == nil {
+		return nil
+	}
+	err := h.root.Close()
+	h.root = nil
+	return err
+}
 
-// open checks ctx, opens the host directory as a root and returns the
-// root and p relative to it. With mkdir the host directory is created
-// if missing.
+// open checks ctx and returns the host directory's root, opened once,
+// and p relative to it. With mkdir the host directory is created if
+// missing; without, a missing one gives fs.ErrNotExist.
 func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
@@ -274,6 +299,11 @@ func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string
 	rel, err := rel(p)
 	if err != nil {
 		return nil, "", err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.root != nil {
+		return h.root, rel, nil
 	}
 	if mkdir {
 		if err := os.MkdirAll(h.dir, 0o755); err != nil {
@@ -284,6 +314,7 @@ func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string
 	if err != nil {
 		return nil, "", err
 	}
+	h.root = r
 	return r, rel, nil
 }
 

@@ -303,6 +303,10 @@ func (h *Host) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	return nil
 }
 
+// Sync does nothing more: each WriteFile is synced (fsync@openssh.com)
+// before its rename, and SFTP has no way to sync a directory.
+func (h *Host) Sync(context.Context) error { return nil }
+
 // Close closes the SFTP session and the connection.
 func (h *Host) Close() error {
 	h.closed.Do(func() { close(h.done) })
