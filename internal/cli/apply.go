@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/cyrplan/cyrplan/internal/apply"
 	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/cyrplan/cyrplan/internal/health"
+	"github.com/cyrplan/cyrplan/internal/operation"
 	"github.com/cyrplan/cyrplan/internal/plan"
 )
 
@@ -56,9 +58,15 @@ hosts changed, something failed: run apply again once it is fixed).`,
 				if len(f.targets) > 0 || len(f.excludes) > 0 {
 					return errors.New("a saved plan applies to its own targets: give no --target or --exclude")
 				}
-				var err error
-				if saved, err = readPlan(args[0]); err != nil {
+				data, err := os.ReadFile(args[0])
+				if err != nil {
 					return err
+				}
+				if operation.IsOperation(data) {
+					return g.applyOperation(cmd, &f, args[0], data)
+				}
+				if saved, err = plan.Read(bytes.NewReader(data)); err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
 				}
 			}
 			s, err := fleet.Begin(cmd.Context(), f.config(g), saved, allowDirty)
@@ -95,20 +103,6 @@ hosts changed, something failed: run apply again once it is fixed).`,
 	cmd.Flags().IntVar(&keep, "keep-backups", 10, "keep the previous files of this many applies under /var/lib/cyrplan/backup (older ones are removed)")
 	cmd.Flags().DurationVar(&healthWait, "health-timeout", 30*time.Second, "how long a slot may take to greet with its banner after a start, reload or restart")
 	return cmd
-}
-
-// readPlan reads a saved plan file.
-func readPlan(name string) (*plan.Plan, error) {
-	file, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	p, err := plan.Read(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return p, nil
 }
 
 func applyResult(g *globals, res *apply.Result) error {

@@ -3,51 +3,101 @@ package cli
 import (
 	"errors"
 
-	"github.com/cyrplan/cyrplan/internal/fleet"
 	"github.com/spf13/cobra"
+
+	"github.com/cyrplan/cyrplan/internal/fleet"
 )
 
 func newFailoverCommand(g *globals) *cobra.Command {
 	var (
-		f     hostFlags
+		o     opFlags
 		to    string
 		force bool
 	)
 	cmd := &cobra.Command{
-		Use:   "failover STORE [--to SLOT] [--force]",
-		Short: "Make another slot of a store its current master",
-		Long: `failover is a planned switchover: it stops the current master (no more
-writes), drains its replication log to the slot it promotes, records the
-new roles on both hosts, restarts the promoted slot as master (it takes
-the store's floating master address and announces it with a gratuitous
-ARP) and starts the old master as its replica. Each step is printed as
-it runs; a failed step says what state the store is left in.
+		Use:   "failover STORE [--to SLOT] [--force] [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) moving a store's master role to another of its slots",
+		Long: `failover plans a switchover as ordered steps, each with the gate it must
+pass: stop the current master (no more writes), drain its replication
+log to the slot it promotes (gate: the log is empty), record the new
+roles on both hosts, restart the promoted slot as master (it takes the
+store's floating master address and announces it with a gratuitous ARP;
+gate: its banner answers) and start the old master as its replica (gate:
+its banner). It prints the plan; --auto-approve runs it at once, --out
+FILE saves it for cyrplan apply FILE. Each step done is recorded on its
+host: an operation that stops (SIGINT, SIGKILL, a host lost) resumes
+from the first step not done when run again.
 
 Without --to it promotes the preferred master when the store runs
 backwards (so running it twice moves a store there and back), else the
 first replica. --force goes on when the current master's host is down:
-nothing can be drained, and what it had not replicated may be lost.`,
+nothing can be drained, and what it had not replicated may be lost. That
+host's slot does not start as a second master when it comes back
+(fencing); cyrplan failover STORE --to <the new master> brings it back as
+replica.`,
 		Example: `  cyrplan failover store23
-  cyrplan failover store23 --to slot608
-  cyrplan failover store23 --force   # imap6 is down`,
+  cyrplan failover store23 --to slot608 --auto-approve
+  cyrplan failover store23 --out f.json && cyrplan apply f.json
+  cyrplan failover store23 --force --auto-approve   # imap6 is down`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.root != "" {
-				return errors.New("failover needs SSH hosts; --root runs no commands")
-			}
-			l, err := g.load()
-			if err != nil {
-				return err
-			}
-			st := l.Stores[args[0]]
-			if st == nil {
-				return notFound("store", args[0], keys(l.Stores))
-			}
-			return fleet.Failover(cmd.Context(), f.config(g), l, st, to, force, g.stdout)
+			again := fleet.Op{Kind: "failover", Store: args[0], To: to, Force: force}
+			return g.operation(cmd, &o, again, again.Words())
 		},
 	}
-	f.addConnect(cmd.Flags())
+	o.add(cmd)
 	cmd.Flags().StringVar(&to, "to", "", "the `SLOT` to promote")
 	cmd.Flags().BoolVar(&force, "force", false, "go on although the current master's host does not answer")
+	return cmd
+}
+
+func newDrainCommand(g *globals) *cobra.Command {
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "drain HOST [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) failovers of every store whose master is on HOST",
+		Long: `drain plans the failover of every store whose current master is on
+HOST, store by store, each to the replica cyrplan simulate --down HOST
+chooses, so that the masters spread over many hosts within
+failover.maxPerHost. Run it before taking a host out of service;
+cyrplan failback HOST brings the stores back afterwards.`,
+		Example: "  cyrplan drain imap6\n  cyrplan drain imap6 --auto-approve",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op := fleet.Op{Kind: "drain", Host: args[0]}
+			return g.operation(cmd, &o, op, op.Words())
+		},
+	}
+	o.add(cmd)
+	return cmd
+}
+
+func newFailbackCommand(g *globals) *cobra.Command {
+	var (
+		o   opFlags
+		all bool
+	)
+	cmd := &cobra.Command{
+		Use:   "failback (HOST | --all) [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) moving stores running backwards back to their preferred masters",
+		Long: `failback plans the failover of every store that runs backwards (its
+current master is not its preferred master) back to its preferred
+master: with HOST, those whose preferred master is on HOST; with --all,
+every one.`,
+		Example: "  cyrplan failback imap6 --auto-approve\n  cyrplan failback --all",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == all {
+				return errors.New("failback needs a HOST or --all")
+			}
+			op := fleet.Op{Kind: "failback"}
+			if len(args) == 1 {
+				op.Host = args[0]
+			}
+			return g.operation(cmd, &o, op, op.Words())
+		},
+	}
+	o.add(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every store running backwards")
 	return cmd
 }

@@ -115,6 +115,8 @@ difference with what the hosts hold, and applies it safely.`,
 		newRunCommand(g),
 		newLocateCommand(g),
 		newFailoverCommand(g),
+		newDrainCommand(g),
+		newFailbackCommand(g),
 		newUnlockCommand(g),
 		newVersionCommand(g),
 	)

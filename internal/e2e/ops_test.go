@@ -45,7 +45,7 @@ func TestFleetOperations(t *testing.T) {
 	}
 
 	// Planned failover: the floating address follows, mail goes on.
-	out, errOut, code := w.cyrplan("failover", "store23")
+	out, errOut, code := w.cyrplan("failover", "store23", "--auto-approve")
 	if code != 0 {
 		t.Fatalf("failover: exit %d\n%s%s", code, out, errOut)
 	}
@@ -101,7 +101,7 @@ func TestFleetOperations(t *testing.T) {
 	}
 
 	// Failover back to the preferred master clears MOVED.
-	if out, errOut, code := w.cyrplan("failover", "store23"); code != 0 {
+	if out, errOut, code := w.cyrplan("failover", "store23", "--auto-approve"); code != 0 {
 		t.Fatalf("failover back: exit %d\n%s%s", code, out, errOut)
 	}
 	out, _, _ = w.cyrplan("status")
@@ -124,7 +124,7 @@ func TestFleetOperations(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "--force") {
 		t.Errorf("failover without --force while imap6 is cut off: exit %d\n%s%s", code, out, errOut)
 	}
-	out, errOut, code = w.cyrplan("failover", "store23", "--force", "--connect-timeout", "2s")
+	out, errOut, code = w.cyrplan("failover", "store23", "--force", "--auto-approve", "--connect-timeout", "2s")
 	if code != 0 || !strings.Contains(out, "may be lost") {
 		t.Fatalf("forced failover: exit %d\n%s%s", code, out, errOut)
 	}
@@ -172,7 +172,7 @@ func TestFleetOperations(t *testing.T) {
 		t.Errorf("imap6 holds the floating master address after its boot:\n%s", ip)
 	}
 	// The one command brings it back as replica.
-	out, errOut, code = w.cyrplan("failover", "store23", "--to", "slot308")
+	out, errOut, code = w.cyrplan("failover", "store23", "--to", "slot308", "--auto-approve")
 	if code != 0 || !strings.Contains(out, "start slot608 on imap6 as replica") {
 		t.Fatalf("bringing slot608 back as replica: exit %d\n%s%s", code, out, errOut)
 	}

@@ -10,8 +10,6 @@ import (
 	"sync"
 
 	"github.com/cyrplan/cyrplan/internal/apply"
-	"github.com/cyrplan/cyrplan/internal/failover"
-	"github.com/cyrplan/cyrplan/internal/health"
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/parallel"
@@ -192,22 +190,6 @@ func Locate(ctx context.Context, c Config, l *layout.Layout, user string) (*Loca
 		return nil, fmt.Errorf("user/%s is on no store that answered; these did not:\n  %s", user, strings.Join(errs, "\n  "))
 	}
 	return nil, fmt.Errorf("no store holds user/%s", user)
-}
-
-// Failover moves the current master role of store st to slot to ("" picks
-// one; see package failover), printing each step to log.
-func Failover(ctx context.Context, c Config, l *layout.Layout, st *layout.Store, to string, force bool, log io.Writer) error {
-	fl, err := c.Connect(ctx, l, storeHosts(l, st.Name))
-	if err != nil {
-		return err
-	}
-	defer fl.Close()
-	err = failover.Run(ctx, failover.Request{Layout: l, Store: st, Hosts: fl.Conns, Errs: fl.Errs,
-		To: to, Force: force, Log: log, Health: health.Banner})
-	if err != nil {
-		return fmt.Errorf("failover of %s: %w", st.Name, err)
-	}
-	return nil
 }
 
 // Unlock breaks the apply lock of each named host, whoever holds it, and

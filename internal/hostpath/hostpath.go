@@ -77,3 +77,7 @@ func (p Slot) SyncLogDir(peer string) string { return p.ConfigDB + "/sync/" + pe
 
 // Backup is where apply applyID keeps the previous version of path.
 func Backup(applyID, path string) string { return BackupDir + "/" + applyID + path }
+
+// Journal records the steps of the last operation that touched the host
+// that are done, so that the operation resumes where it stopped.
+const Journal = StateDir + "/journal.json"

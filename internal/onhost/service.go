@@ -125,3 +125,44 @@ func CountLines(ctx context.Context, h transport.Host, path string) (int, error)
 	}
 	return strconv.Atoi(strings.TrimSpace(out.String()))
 }
+
+// SendLog sends what the stopped master slot logged for its replica
+// peer: one-shot runs of sync_client over its rolling log files, each
+// removed once sent. The slot's build is at prefix; its files follow
+// hostpath.
+func SendLog(ctx context.Context, h transport.Host, slot hostpath.Slot, prefix, peer string) error {
+	dir := slot.SyncLogDir(peer)
+	for _, log := range []string{"log-run", "log"} {
+		path := dir + "/" + log
+		if _, err := h.Lstat(ctx, path); err != nil {
+			continue
+		}
+		var out strings.Builder
+		cmd := fmt.Sprintf("timeout 300 %s -C %s -n %s -o -r -f %s", shell.Quote(prefix+"/bin/sync_client"), shell.Quote(slot.IMAPDConf),
+			shell.Quote(peer), shell.Quote(path))
+		if err := h.Run(ctx, cmd, nil, &out, &out); err != nil {
+			return fmt.Errorf("%s: sync_client over %s: %v: %s", h.Name(), path, err, strings.TrimSpace(out.String()))
+		}
+		if err := h.Remove(ctx, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LogEmpty reports whether master slot has nothing left to send peer.
+func LogEmpty(ctx context.Context, h transport.Host, slot hostpath.Slot, peer string) (bool, error) {
+	for _, log := range []string{"log-run", "log"} {
+		fi, err := h.Lstat(ctx, slot.SyncLogDir(peer)+"/"+log)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if fi.Size > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -21,6 +21,10 @@ var (
 	hashRE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
+// ValidID reports whether id is an apply or plan id as cyrplan makes
+// them (and so safe in a path or a message).
+func ValidID(id string) bool { return applyIDRE.MatchString(id) }
+
 // pendingVerbs are the verbs a manifest may leave pending.
 var pendingVerbs = []string{"start", "restart", "reload"}
 

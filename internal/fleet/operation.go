@@ -1,0 +1,305 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cyrplan/cyrplan/internal/health"
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/onhost"
+	"github.com/cyrplan/cyrplan/internal/operation"
+	"github.com/cyrplan/cyrplan/internal/store"
+	"github.com/cyrplan/cyrplan/internal/transport"
+	"github.com/cyrplan/cyrplan/internal/version"
+)
+
+// Op is an operation to plan.
+type Op struct {
+	Kind  string // "failover", "drain" or "failback"
+	Store string // failover: the store
+	To    string // failover: the slot to promote ("" picks one)
+	Force bool   // failover: go on while a slot's host is down
+	Host  string // drain: the host; failback: only stores whose preferred master is there ("" all)
+}
+
+// Words is the command that makes the operation.
+func (o Op) Words() string {
+	switch o.Kind {
+	case "failover":
+		s := "failover " + o.Store
+		if o.To != "" {
+			s += " --to " + o.To
+		}
+		if o.Force {
+			s += " --force"
+		}
+		return s
+	case "failback":
+		if o.Host == "" {
+			return "failback --all"
+		}
+	}
+	return o.Kind + " " + o.Host
+}
+
+// PlanOperation reads the roles the hosts record and plans o.
+func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error) {
+	if c.Root != "" {
+		return nil, fmt.Errorf("%s needs SSH hosts; --root runs no commands", o.Kind)
+	}
+	ld, err := Load(Config{Layout: c.Layout})
+	if err != nil {
+		return nil, err
+	}
+	l := ld.Layout
+	stores := l.StoreNames()
+	switch o.Kind {
+	case "failover":
+		if l.Stores[o.Store] == nil {
+			return nil, fmt.Errorf("no store %q in the layout", o.Store)
+		}
+		stores = []string{o.Store}
+	case "drain", "failback":
+		if o.Host != "" && l.Hosts[o.Host] == nil {
+			return nil, fmt.Errorf("no host %q in the layout (%s)", o.Host, strings.Join(l.HostNames(), ", "))
+		}
+	}
+	hs, err := c.Connect(ctx, l, hostsOf(l, stores))
+	if err != nil {
+		return nil, err
+	}
+	defer hs.Close()
+	lv, down := liveOf(ctx, l, stores, hs)
+	p := &operation.Plan{Format: operation.Format, Kind: operation.Kind, ID: NewID(time.Now()), Operation: o.Words(),
+		Version: version.String(), Commit: ld.Rev.Commit, Layout: ld.LayoutHash, Transport: c.transport(),
+		Roles: map[string]layout.Role{}, Down: down, Steps: []*operation.Step{}, Warnings: []string{}, Then: []string{}}
+	for _, name := range stores {
+		for _, sn := range l.Stores[name].Slots() {
+			if r, ok := lv.Roles[sn]; ok {
+				p.Roles[sn] = r
+			}
+		}
+	}
+	var steps []*operation.Step
+	switch o.Kind {
+	case "failover":
+		var warnings []string
+		steps, warnings, err = operation.Failover(l, l.Stores[o.Store], lv, o.To, o.Force)
+		p.Warnings = append(p.Warnings, warnings...)
+		steps = operation.Number(steps)
+	case "drain":
+		if hs.Errs[o.Host] != nil {
+			return nil, fmt.Errorf("drain %s: the host does not answer (%v); a host that is down is failed over with cyrplan failover STORE --force", o.Host, hs.Errs[o.Host])
+		}
+		steps, err = operation.Drain(l, lv, o.Host)
+	case "failback":
+		steps, err = operation.Failback(l, lv, o.Host)
+	default:
+		err = fmt.Errorf("no operation %q", o.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.Words(), err)
+	}
+	if steps != nil {
+		p.Steps = steps
+	}
+	return p, nil
+}
+
+// hostsOf are the hosts of the stores' slots, in layout order.
+func hostsOf(l *layout.Layout, stores []string) []string {
+	seen := map[string]bool{}
+	for _, name := range stores {
+		for _, sn := range l.Stores[name].Slots() {
+			seen[l.Slots[sn].Host] = true
+		}
+	}
+	var out []string
+	for _, h := range l.HostNames() {
+		if seen[h] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// liveOf reads the roles the stores' hosts record.
+func liveOf(ctx context.Context, l *layout.Layout, stores []string, hs *Hosts) (operation.Live, []string) {
+	lv := operation.Live{Roles: map[string]layout.Role{}, Down: map[string]bool{}}
+	downHosts := map[string]bool{}
+	for _, name := range stores {
+		r := store.Read(ctx, l, l.Stores[name], hs.Conns, hs.Errs)
+		maps.Copy(lv.Roles, r.Roles)
+		for sn := range r.Down {
+			lv.Down[sn] = true
+			downHosts[l.Slots[sn].Host] = true
+		}
+	}
+	return lv, slices.Sorted(maps.Keys(downHosts))
+}
+
+// RunOperation performs the steps of p not yet done, in order, each
+// followed by its gate, with progress on log. Each step done is recorded
+// in the journal of its host, so that running p again resumes where it
+// stopped; a plan not yet begun is refused when the roles it was made
+// from changed since. resume is the command that resumes it, for the
+// message of a failed step.
+func RunOperation(ctx context.Context, c Config, p *operation.Plan, log io.Writer, resume string) error {
+	if c.Root == "" && p.Transport.Kind == "local" {
+		c.Root = p.Transport.Root
+	}
+	if c.Root != "" {
+		return errors.New("operations need SSH hosts; --root runs no commands")
+	}
+	l, err := LoadLayout(c.Layout)
+	if err != nil {
+		return err
+	}
+	if h, err := layoutHash(c.Layout); err != nil {
+		return err
+	} else if h != p.Layout {
+		return &StaleError{Why: []string{"the layout's files changed since the operation was planned"}}
+	}
+	names := map[string]bool{}
+	for _, s := range p.Steps {
+		names[s.Host] = true
+	}
+	for sn := range p.Roles {
+		if s := l.Slots[sn]; s != nil {
+			names[s.Host] = true
+		}
+	}
+	hs, err := c.Connect(ctx, l, slices.Sorted(maps.Keys(names)))
+	if err != nil {
+		return err
+	}
+	defer hs.Close()
+	done := map[int]bool{}
+	for _, n := range hs.Names() {
+		if j, err := onhost.ReadJournal(ctx, hs.Conns[n]); err != nil {
+			return err
+		} else if j != nil && j.PlanID == p.ID {
+			for _, d := range j.Done {
+				done[d] = true
+			}
+		}
+	}
+	if len(done) == len(p.Steps) && len(p.Steps) > 0 {
+		fmt.Fprintf(log, "The operation %s (%s) was applied already: nothing to do.\n", p.ID, p.Operation)
+		return nil
+	}
+	if len(done) == 0 {
+		if why := staleRoles(ctx, l, p, hs); len(why) > 0 {
+			return &StaleError{Why: why}
+		}
+	} else {
+		fmt.Fprintf(log, "Resuming %s: %d of %d steps are done.\n", p.Operation, len(done), len(p.Steps))
+	}
+	start := time.Now()
+	for _, s := range p.Steps {
+		if done[s.N] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted before step %d of %d (%s): %w; resume with: %s", s.N, len(p.Steps), s.Says, context.Cause(ctx), resume)
+		}
+		t := time.Now()
+		if err := runStep(ctx, l, hs, s); err != nil {
+			return fmt.Errorf("step %d of %d failed (%s): %w\n%s: steps before %d are done, this one and those after are not; once the cause is fixed, resume with: %s",
+				s.N, len(p.Steps), s.Says, err, s.Store, s.N, resume)
+		}
+		if err := onhost.RecordStep(context.WithoutCancel(ctx), hs.Conns[s.Host], p.ID, s.N); err != nil {
+			return fmt.Errorf("step %d of %d ran, but recording it failed: %w", s.N, len(p.Steps), err)
+		}
+		fmt.Fprintf(log, "[%d/%d] %s %s on %s: %s: ok (%s, %s in all)\n", s.N, len(p.Steps), s.Store, s.Slot, s.Host, s.Says,
+			time.Since(t).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(log, "\nWarning: %s\n", w)
+	}
+	fmt.Fprintf(log, "\nOperation complete: %s, %d %s.\n", p.Operation, len(p.Steps), plural(len(p.Steps), "step", "steps"))
+	return nil
+}
+
+// staleRoles says how the roles the hosts record differ from those the
+// plan was made from.
+func staleRoles(ctx context.Context, l *layout.Layout, p *operation.Plan, hs *Hosts) []string {
+	var why []string
+	for _, sn := range slices.Sorted(maps.Keys(p.Roles)) {
+		s := l.Slots[sn]
+		h := hs.Conns[s.Host]
+		if h == nil {
+			continue // a host down now fails its steps
+		}
+		r, recorded, err := onhost.ReadRole(ctx, h, sn)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		if !recorded {
+			r = s.Role
+		}
+		if r != p.Roles[sn] {
+			why = append(why, fmt.Sprintf("%s: %s now records %s, %s when the operation was planned", s.Host, sn, r, p.Roles[sn]))
+		}
+	}
+	return why
+}
+
+// runStep performs one step and checks its gate.
+func runStep(ctx context.Context, l *layout.Layout, hs *Hosts, s *operation.Step) error {
+	h := hs.Conns[s.Host]
+	if h == nil {
+		return fmt.Errorf("%s does not answer: %v", s.Host, hs.Errs[s.Host])
+	}
+	slot := l.Slots[s.Slot]
+	paths := hostpath.Of(slot.Name, slot.Meta)
+	var err error
+	switch s.Do {
+	case operation.Stop:
+		_, err = onhost.Service(ctx, h, s.Slot, "stop")
+	case operation.SendLog:
+		err = onhost.SendLog(ctx, h, paths, l.BuildOf(s.Slot).Prefix, s.Peer)
+	case operation.Record:
+		err = onhost.WriteRole(ctx, h, s.Slot, s.Role)
+	case operation.Restart, operation.Start:
+		_, err = onhost.Service(ctx, h, s.Slot, string(s.Do))
+	default:
+		err = fmt.Errorf("unknown step %q", s.Do)
+	}
+	if errors.Is(err, transport.ErrNoExec) {
+		return fmt.Errorf("%s: this transport runs no commands", s.Host)
+	}
+	if err != nil {
+		return err
+	}
+	switch s.Gate {
+	case operation.Banner:
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := health.Banner(hctx, fmt.Sprintf("%s:%d", l.Hosts[slot.Host].Address, slot.IMAPPort), s.Slot); err != nil {
+			return fmt.Errorf("gate: %s's banner does not answer: %w", s.Slot, err)
+		}
+	case operation.Drained:
+		if empty, err := onhost.LogEmpty(ctx, h, paths, s.Peer); err != nil {
+			return err
+		} else if !empty {
+			return fmt.Errorf("gate: %s's replication log for %s is not empty", s.Slot, s.Peer)
+		}
+	}
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
