@@ -15,6 +15,7 @@ import (
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/operation"
+	"github.com/cyrplan/cyrplan/internal/simulate"
 	"github.com/cyrplan/cyrplan/internal/store"
 	"github.com/cyrplan/cyrplan/internal/transport"
 	"github.com/cyrplan/cyrplan/internal/version"
@@ -79,7 +80,7 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 	lv, down := liveOf(ctx, l, stores, hs)
 	p := &operation.Plan{Format: operation.Format, Kind: operation.Kind, ID: NewID(time.Now()), Operation: o.Words(),
 		Version: version.String(), Commit: ld.Rev.Commit, Layout: ld.LayoutHash, Transport: c.transport(),
-		Roles: map[string]layout.Role{}, Down: down, Steps: []*operation.Step{}, Warnings: []string{}, Then: []string{}}
+		Roles: map[string]layout.Role{}, Down: down, Steps: []*operation.Step{}, Warnings: []string{}}
 	for _, name := range stores {
 		for _, sn := range l.Stores[name].Slots() {
 			if r, ok := lv.Roles[sn]; ok {
@@ -99,6 +100,7 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 			return nil, fmt.Errorf("drain %s: the host does not answer (%v); a host that is down is failed over with cyrplan failover STORE --force", o.Host, hs.Errs[o.Host])
 		}
 		steps, err = operation.Drain(l, lv, o.Host)
+		p.Simulation = simulate.Down(l, lv.Current(l), []string{o.Host})
 	case "failback":
 		steps, err = operation.Failback(l, lv, o.Host)
 	default:

@@ -76,15 +76,27 @@ type Plan struct {
 	Steps []*Step                `json:"steps"`
 	// Warnings say what the operation may lose (a forced failover).
 	Warnings []string `json:"warnings"`
-	// Then is what to run once it is done, if anything ("cyrplan failover
-	// store23 --to slot308" for a host that comes back).
-	Then []string `json:"then"`
+	// Simulation is, for a drain, what simulate --down says of the host:
+	// the masters per host before and after; nil otherwise.
+	Simulation *simulate.Result `json:"simulation"`
 }
 
 // Live is what the hosts say of the stores an operation touches.
 type Live struct {
 	Roles map[string]layout.Role // recorded (or preferred) role of every slot that answered
 	Down  map[string]bool        // slots whose host did not answer
+}
+
+// Current is each store's one current master (a store with none, or two,
+// is left out).
+func (lv Live) Current(l *layout.Layout) map[string]string {
+	out := map[string]string{}
+	for _, name := range l.StoreNames() {
+		if m := lv.masters(l.Stores[name]); len(m) == 1 {
+			out[name] = m[0]
+		}
+	}
+	return out
 }
 
 // masters returns the slots of st that run as master, in store order.
@@ -189,14 +201,8 @@ func pick(st *layout.Store, lv Live) string {
 // that the masters spread over many hosts within failover.maxPerHost):
 // what `cyrplan simulate --down HOST` predicts is what a drain does.
 func Drain(l *layout.Layout, lv Live, host string) ([]*Step, error) {
-	current := map[string]string{}
-	for _, name := range l.StoreNames() {
-		if m := lv.masters(l.Stores[name]); len(m) == 1 {
-			current[name] = m[0]
-		}
-	}
 	var steps []*Step
-	for _, mv := range simulate.Targets(l, current, []string{host}) {
+	for _, mv := range simulate.Targets(l, lv.Current(l), []string{host}) {
 		if mv.ToSlot == "" {
 			return nil, fmt.Errorf("store %s has no slot on another host that answers: %s cannot be drained", mv.Store, host)
 		}
@@ -254,6 +260,10 @@ func (p *Plan) WriteText(w io.Writer) {
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "\nWarning: %s\n", warn)
+	}
+	if p.Simulation != nil {
+		fmt.Fprintln(w)
+		p.Simulation.WriteText(w)
 	}
 	fmt.Fprintf(w, "\nOperation: %d %s.\n", len(p.Steps), plural(len(p.Steps), "step", "steps"))
 }
