@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stepLine is how an operation logs a step done: "[3/6] store23 …: ok".
+var stepLine = regexp.MustCompile(`^\[[0-9]+/[0-9]+\] `)
+
+// TestOperationKillResume: a saved failover is killed (SIGKILL) after
+// each step in turn and run again at once: it resumes from the first
+// step not done, finishes, and says so when run once more; the store
+// then has one master, and every message appended through the floating
+// master address before, between and after the runs is on both slots.
+func TestOperationKillResume(t *testing.T) {
+	w := newWorld(t)
+	bin := buildCyrplan(t)
+	hostArgs := []string{"--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity}
+	if r := runBin(t, bin, append([]string{"apply", "--auto-approve", "--allow-dirty"}, hostArgs...)...); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	float := w.fleet.FloatingAddr(23)
+	w.fleet.FlushNeigh(float)
+	admin := dialIMAP(t, float+":143")
+	admin.do(t, "LOGIN cyrus x")
+	admin.do(t, "CREATE user/brong")
+	sent := 0
+	send := func(when string) {
+		t.Helper()
+		w.fleet.FlushNeigh(float)
+		eventually(t, 20*time.Second, "the floating master address answers", func() error {
+			_, err := floatingBanner(float)
+			return err
+		})
+		appendMessage(t, float+":143", "brong", when)
+		sent++
+	}
+	send("before the operations")
+
+	// Each failover of the store is killed after its n-th step, n = 1 to
+	// 5, alternating direction; the run after the kill resumes it.
+	for n := 1; n <= 5; n++ {
+		plan := filepath.Join(t.TempDir(), "op.json")
+		if r := runBin(t, bin, append([]string{"failover", "store23", "--out", plan}, hostArgs...)...); r.code != 0 {
+			t.Fatalf("failover --out: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		apply := append([]string{"apply", plan}, hostArgs...)
+		r := runBinKilled(t, bin, killAt{line: nthLine(stepLine, n)}, apply...)
+		if !r.killed {
+			t.Fatalf("round %d: the operation was not killed after step %d (exit %d)\n%s%s", n, n, r.code, r.stdout, r.stderr)
+		}
+		t.Logf("round %d: killed after step %d: %s", n, n, lastLine(r.stdout))
+		r = runBin(t, bin, apply...)
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("Resuming failover store23: %d of 6 steps are done.", n)) || !strings.Contains(r.stdout, "Operation complete") {
+			t.Fatalf("round %d: the run after the kill: exit %d\n%s%s", n, r.code, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout, "[1/6]") {
+			t.Errorf("round %d: the resumed run did step 1 again:\n%s", n, r.stdout)
+		}
+		if r := runBin(t, bin, apply...); r.code != 0 || !strings.Contains(r.stdout, "was applied already") {
+			t.Errorf("round %d: the finished operation run again: exit %d\n%s%s", n, r.code, r.stdout, r.stderr)
+		}
+		send(fmt.Sprintf("after round %d", n))
+	}
+
+	// One master, and every message on both slots.
+	out, _, code := w.cyrplan("status", "--json")
+	if code != 0 || strings.Count(out, `"currentMasters": [`) == 0 {
+		t.Errorf("status after the operations: exit %d\n%s", code, out)
+	}
+	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}} {
+		eventually(t, 30*time.Second, "every message on "+s.slot, func() error { return wantCount(t, w.addr(s.host, 8), "brong", sent) })
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
