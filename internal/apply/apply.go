@@ -371,6 +371,16 @@ func (a *applier) manifest(hp *plan.Host, old *state.Manifest, wrote, kept map[s
 	if len(pending) > 0 {
 		m.Pending = maps.Clone(pending)
 	}
+	if old != nil && old.Salt == m.Salt {
+		for slot, fp := range old.Credentials {
+			if slots[slot] {
+				if m.Credentials == nil {
+					m.Credentials = map[string]string{}
+				}
+				m.Credentials[slot] = fp
+			}
+		}
+	}
 	return m
 }
 
@@ -420,13 +430,14 @@ func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileCha
 // The first failure stops them: a slot that fails its health check is
 // rolled back first.
 func (a *applier) actions(ctx context.Context) {
-	// The actions that ran are no longer pending: one manifest write per
-	// host at the end (after a crash in between, the next plan runs some
-	// of them again, which is harmless; none is ever lost).
-	done := map[string][]string{}
+	// The actions that ran are no longer pending, and the credentials
+	// provisioned are recorded: one manifest write per host at the end
+	// (after a crash in between, the next plan runs some of them again,
+	// which is harmless; none is ever lost).
+	done := map[string][]*plan.ServiceAction{}
 	defer func() {
 		for _, host := range slices.Sorted(maps.Keys(done)) {
-			if err := a.donePending(context.WithoutCancel(ctx), host, done[host]); err != nil {
+			if err := a.finish(context.WithoutCancel(ctx), host, done[host]); err != nil {
 				a.fail(host, err)
 			}
 		}
@@ -446,7 +457,7 @@ func (a *applier) actions(ctx context.Context) {
 		h := a.hosts[act.Host]
 		err := a.run(ctx, h, act)
 		if err == nil {
-			done[act.Host] = append(done[act.Host], act.Slot)
+			done[act.Host] = append(done[act.Host], act)
 			continue
 		}
 		key := act.Host + "/" + act.Slot
@@ -459,17 +470,32 @@ func (a *applier) actions(ctx context.Context) {
 	}
 }
 
-// donePending removes the pending actions of slots from the manifest
-// this apply wrote on host: they ran.
-func (a *applier) donePending(ctx context.Context, host string, slots []string) error {
+// finish records in the manifest this apply wrote on host what its
+// actions did: they are no longer pending, and the credentials that were
+// provisioned are.
+func (a *applier) finish(ctx context.Context, host string, done []*plan.ServiceAction) error {
 	a.mu.Lock()
 	m := a.written[host]
 	a.mu.Unlock()
-	if m == nil || len(m.Pending) == 0 {
+	if m == nil {
 		return nil
 	}
-	for _, s := range slots {
-		delete(m.Pending, s)
+	changed := false
+	for _, act := range done {
+		if _, ok := m.Pending[act.Slot]; ok && act.Verb != plan.Provision {
+			delete(m.Pending, act.Slot)
+			changed = true
+		}
+		if act.Verb == plan.Provision {
+			if m.Credentials == nil {
+				m.Credentials = map[string]string{}
+			}
+			m.Credentials[act.Slot] = plan.CredentialsFingerprint(m.Salt, act.User, a.opts.Secrets[act.Secret])
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
 	}
 	if len(m.Pending) == 0 {
 		m.Pending = nil
@@ -485,9 +511,12 @@ func (a *applier) donePending(ctx context.Context, host string, slots []string) 
 func (a *applier) run(ctx context.Context, h transport.Host, act *plan.ServiceAction) error {
 	start := time.Now()
 	var err error
-	if act.Verb == plan.Stop {
+	switch act.Verb {
+	case plan.Stop:
 		_, err = onhost.Stop(ctx, h, act.Slot, !act.ByPIDFile)
-	} else {
+	case plan.Provision:
+		err = onhost.Provision(ctx, h, act.Slot, act.SASLDB, act.User, a.opts.Secrets[act.Secret])
+	default:
 		_, err = onhost.Service(ctx, h, act.Slot, string(act.Verb))
 	}
 	if errors.Is(err, transport.ErrNoExec) {
@@ -498,7 +527,7 @@ func (a *applier) run(ctx context.Context, h transport.Host, act *plan.ServiceAc
 	if err != nil {
 		return err
 	}
-	if act.Verb == plan.Stop || a.opts.Health == nil {
+	if act.Verb == plan.Stop || act.Verb == plan.Provision || a.opts.Health == nil {
 		a.logf("%s %s: %s ok (%s)", act.Host, act.Slot, act.Verb, since(start))
 		return nil
 	}

@@ -46,6 +46,9 @@ type layoutParams struct {
 	Pin23  bool   // store23 runs /usr/cyrusnew
 	Quota  string // store23's quota_db
 	Extras string // more CUE
+	// RealAuth: logins are checked against each slot's sasldb (where apply
+	// provisions the replication user) instead of accepting any password.
+	RealAuth bool
 }
 
 type hostParam struct {
@@ -83,7 +86,12 @@ stores: {
 imapd: {
 	admins:               "cyrus"
 	allowplaintext:       true
+	{{- if .RealAuth}}
+	sasl_pwcheck_method:  "auxprop"
+	sasl_auxprop_plugin:  "sasldb"
+	{{- else}}
 	sasl_pwcheck_method:  "alwaystrue" // tests only: any password
+	{{- end}}
 	sasl_mech_list:       "PLAIN" // alwaystrue verifies plaintext only
 	failedloginpause:     0
 	sync_repeat_interval: 0

@@ -43,8 +43,8 @@ func TestOperationKillResume(t *testing.T) {
 	send("before the operations")
 
 	// Each failover of the store is killed after its n-th step, n = 1 to
-	// 5, alternating direction; the run after the kill resumes it.
-	for n := 1; n <= 5; n++ {
+	// 6, alternating direction; the run after the kill resumes it.
+	for n := 1; n <= 6; n++ {
 		plan := filepath.Join(t.TempDir(), "op.json")
 		if r := runBin(t, bin, append([]string{"failover", "store23", "--out", plan}, hostArgs...)...); r.code != 0 {
 			t.Fatalf("failover --out: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -56,10 +56,10 @@ func TestOperationKillResume(t *testing.T) {
 		}
 		t.Logf("round %d: killed after step %d: %s", n, n, lastLine(r.stdout))
 		r = runBin(t, bin, apply...)
-		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("Resuming failover store23: %d of 6 steps are done.", n)) || !strings.Contains(r.stdout, "Operation complete") {
+		if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("Resuming failover store23: %d of 7 steps are done.", n)) || !strings.Contains(r.stdout, "Operation complete") {
 			t.Fatalf("round %d: the run after the kill: exit %d\n%s%s", n, r.code, r.stdout, r.stderr)
 		}
-		if strings.Contains(r.stdout, "[1/6]") {
+		if strings.Contains(r.stdout, "[1/7]") {
 			t.Errorf("round %d: the resumed run did step 1 again:\n%s", n, r.stdout)
 		}
 		if r := runBin(t, bin, apply...); r.code != 0 || !strings.Contains(r.stdout, "was applied already") {

@@ -273,6 +273,8 @@ func runStep(ctx context.Context, l *layout.Layout, hs *Hosts, s *operation.Step
 		err = onhost.WriteRole(ctx, h, s.Slot, s.Role)
 	case operation.Restart, operation.Start:
 		_, err = onhost.Service(ctx, h, s.Slot, string(s.Do))
+	case operation.Resume:
+		err = onhost.ResumeSync(ctx, h, s.Slot)
 	default:
 		err = fmt.Errorf("unknown step %q", s.Do)
 	}

@@ -72,6 +72,9 @@ func (p Slot) RoleConf(role string) string {
 	return p.MasterConf
 }
 
+// SASLDB is the slot's SASL password database (sasl_sasldb_path).
+func (p Slot) SASLDB() string { return p.ConfigDB + "/sasldb2" }
+
 // SyncLogDir is where master slot p logs what it has to send to peer.
 func (p Slot) SyncLogDir(peer string) string { return p.ConfigDB + "/sync/" + peer }
 

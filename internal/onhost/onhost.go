@@ -100,12 +100,14 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	if err := runParallel(jobs, 16); err != nil {
 		return nil, err
 	}
+	o.Exec = true
 	for _, prefix := range prefixes {
 		b, err := checkBuild(ctx, h, prefix)
 		if err != nil {
 			return nil, err
 		}
 		o.Builds[prefix] = b
+		o.Exec = o.Exec && b != state.BuildUnchecked
 	}
 	return o, nil
 }

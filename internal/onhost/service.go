@@ -166,3 +166,35 @@ func LogEmpty(ctx context.Context, h transport.Host, slot hostpath.Slot, peer st
 	}
 	return true, nil
 }
+
+// Provision puts user, with password, in the sasldb of slot (realm: the
+// slot's servername, its name), so that its peers' sync_client can log
+// in to it: the replication credentials. The password goes through
+// stdin, never on a command line.
+func Provision(ctx context.Context, h transport.Host, slot, db, user, password string) error {
+	cmd := fmt.Sprintf("saslpasswd2 -p -c -f %[1]s -u %[2]s %[3]s && chown cyrus:mail %[1]s && chmod 0640 %[1]s",
+		shell.Quote(db), shell.Quote(slot), shell.Quote(user))
+	var out strings.Builder
+	err := h.Run(ctx, cmd, strings.NewReader(password), &out, &out)
+	switch {
+	case errors.Is(err, transport.ErrNoExec):
+		return err
+	case err != nil:
+		return &ServiceError{Host: h.Name(), Slot: slot, Verb: "provision (saslpasswd2)", Err: err, Output: strings.TrimSpace(out.String())}
+	}
+	return nil
+}
+
+// ResumeSync ends the rolling sync_client processes of master slot (the
+// children of its master process): the master starts them again at once,
+// and they connect to replicas that were down instead of waiting out
+// their retries.
+func ResumeSync(ctx context.Context, h transport.Host, slot string) error {
+	cmd := fmt.Sprintf(`pid=$(cat %s 2>/dev/null) && pkill -TERM -P "$pid" -x sync_client; exit 0`, shell.Quote(hostpath.Named(slot).PIDFile))
+	var out strings.Builder
+	err := h.Run(ctx, cmd, nil, &out, &out)
+	if err != nil && !errors.Is(err, transport.ErrNoExec) {
+		return &ServiceError{Host: h.Name(), Slot: slot, Verb: "resume sync_client", Err: err, Output: strings.TrimSpace(out.String())}
+	}
+	return err
+}

@@ -34,6 +34,10 @@ const (
 	Record  Do = "record"  // record Role as the slot's current role on its host
 	Restart Do = "restart" // restart the slot in its recorded role
 	Start   Do = "start"   // start the slot in its recorded role
+	// Resume restarts the master's rolling sync_client (its master
+	// process starts it again at once), which otherwise waits out its
+	// retries after its replicas were down: replication resumes at once.
+	Resume Do = "resume"
 )
 
 // Gate is what must hold after a step before the next one runs.
@@ -173,6 +177,9 @@ func Failover(l *layout.Layout, st *layout.Store, lv Live, to string, force bool
 	}
 	for _, m := range old {
 		add(&Step{Slot: m, Do: Start, Gate: Banner, Says: fmt.Sprintf("start %s on %s as replica", m, l.Slots[m].Host)})
+	}
+	if len(old) > 0 {
+		add(&Step{Slot: to, Do: Resume, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", to)})
 	}
 	var warnings []string
 	if len(down) > 0 {

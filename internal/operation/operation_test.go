@@ -49,15 +49,15 @@ func TestFailover(t *testing.T) {
 		err   string
 	}{
 		{"planned", func(Live) {}, "", false,
-			"stop slot608, drain slot608, record slot308, record slot608, restart slot308, start slot608", ""},
+			"stop slot608, drain slot608, record slot308, record slot608, restart slot308, start slot608, resume slot308", ""},
 		{"back to the preferred master", func(lv Live) { lv.Roles["slot608"], lv.Roles["slot308"] = layout.Replica, layout.Master }, "", false,
-			"stop slot308, drain slot308, record slot608, record slot308, restart slot608, start slot308", ""},
+			"stop slot308, drain slot308, record slot608, record slot308, restart slot608, start slot308, resume slot608", ""},
 		{"the master's host down, refused", func(lv Live) { delete(lv.Roles, "slot608"); lv.Down["slot608"] = true }, "", false,
 			"", "the host of slot608 does not answer; if it is down for good, run again with --force"},
 		{"the master's host down, forced", func(lv Live) { delete(lv.Roles, "slot608"); lv.Down["slot608"] = true }, "", true,
 			"record slot308, restart slot308", ""},
 		{"a host back after a forced failover", func(lv Live) { lv.Roles["slot308"] = layout.Master }, "slot308", false,
-			"stop slot608, record slot608, start slot608", ""},
+			"stop slot608, record slot608, start slot608, resume slot308", ""},
 		{"already the master", func(Live) {}, "slot608", false, "", ""},
 		{"not a slot of the store", func(Live) {}, "slot701", false, "", "slot slot701 is not in store store23"},
 	}
@@ -136,7 +136,7 @@ func TestFailback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := says(steps); got != "stop slot308, drain slot308, record slot608, record slot308, restart slot608, start slot308" {
+	if got := says(steps); got != "stop slot308, drain slot308, record slot608, record slot308, restart slot608, start slot308, resume slot608" {
 		t.Errorf("failback --all: %s", got)
 	}
 	if steps, _ := Failback(l, lv, "imap3"); len(steps) != 0 {

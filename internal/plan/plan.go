@@ -49,6 +49,9 @@ const (
 	Start   Verb = "start"   // a new slot
 	Restart Verb = "restart" // changed build, init script or listen address
 	Reload  Verb = "reload"  // changed imapd.conf or cyrus.conf (SIGHUP)
+	// Provision puts the replication credentials in the slot's sasldb,
+	// so that its peers' sync_client can log in to it.
+	Provision Verb = "provision"
 )
 
 // Mode is a permission mode, written in JSON as an octal string ("0640").
@@ -200,6 +203,12 @@ type ServiceAction struct {
 	// ByPIDFile: a stop of a slot whose init script is no longer on the
 	// host, done by signalling the master its pidfile names.
 	ByPIDFile bool `json:"byPidFile"`
+	// User, Secret and SASLDB are, for a provision, the SASL user, the
+	// name of the secret holding its password and the slot's sasldb
+	// ("" otherwise).
+	User   string `json:"user"`
+	Secret string `json:"secret"`
+	SASLDB string `json:"sasldb"`
 }
 
 // OptionChange is one imapd.conf option that changes.
@@ -220,6 +229,7 @@ type Summary struct {
 	Stops        int `json:"stops"`
 	Restarts     int `json:"restarts"`
 	Reloads      int `json:"reloads"`
+	Provisions   int `json:"provisions"`
 	Files        int `json:"files"`
 	Drift        int `json:"drift"`
 	Hosts        int `json:"hosts"` // in the plan's scope
@@ -276,7 +286,7 @@ func Build(in Input) *Plan {
 	if in.Labels == [2]string{} {
 		in.Labels = [2]string{"on the host", "rendered"}
 	}
-	var stops []*ServiceAction
+	var stops, provisions []*ServiceAction
 	slotActions := map[string]*ServiceAction{}
 	for _, hn := range in.Tree.HostNames() {
 		if !in.Scope.Host(hn) {
@@ -303,12 +313,13 @@ func Build(in Input) *Plan {
 		for sn, a := range b.slotActions() {
 			slotActions[sn] = a
 		}
+		provisions = append(provisions, b.provisions()...)
 		b.manifest()
 		checkBuilds(p, in.Layout, obs, hp)
 		p.Problems = append(p.Problems, pathProblems(obs)...)
 	}
 	p.Problems = append(p.Problems, splitBrains(in.Layout, p.Hosts)...)
-	p.Actions = orEmpty(append(stops, orderActions(in.Layout, p.Hosts, slotActions)...))
+	p.Actions = orEmpty(append(append(stops, provisions...), orderActions(in.Layout, p.Hosts, slotActions)...))
 	for _, a := range p.Actions {
 		for _, h := range p.Hosts {
 			if h.Host == a.Host {
@@ -528,6 +539,40 @@ func (b *hostBuild) slotActions() map[string]*ServiceAction {
 	return out
 }
 
+// provisions plans the replication credentials of the host's store
+// slots whose sasldb the manifest does not record as holding the current
+// ones: every slot of a store, since any may become a replica. They run
+// before every start and reload, so that a new password is accepted
+// before a master sends it. A host that runs no commands gets none.
+func (b *hostBuild) provisions() []*ServiceAction {
+	l, hp, obs := b.in.Layout, b.hp, b.obs
+	value, ok := b.in.Secrets[l.Replication.Password]
+	if !ok || !obs.Exec {
+		return nil
+	}
+	var out []*ServiceAction
+	for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
+		s := l.Slots[sn]
+		if s.Store == "" {
+			continue
+		}
+		if m := obs.Manifest; m != nil && m.Salt != "" && m.Credentials[sn] == CredentialsFingerprint(m.Salt, l.Replication.Authname, value) {
+			continue
+		}
+		out = append(out, &ServiceAction{Host: hp.Host, Slot: sn, Store: s.Store, Verb: Provision, Role: hp.Slots[sn],
+			Reason: "replication credentials of " + l.Replication.Authname + " not yet in its sasldb, or changed",
+			Addr:   fmt.Sprintf("%s:%d", l.Hosts[s.Host].Address, s.IMAPPort), User: l.Replication.Authname, Secret: l.Replication.Password,
+			SASLDB: hostpath.Of(sn, s.Meta).SASLDB()})
+	}
+	return out
+}
+
+// CredentialsFingerprint identifies the replication credentials (user
+// and password) provisioned in a slot's sasldb, keyed with a host's salt.
+func CredentialsFingerprint(salt, user, password string) string {
+	return secret.Fingerprint(salt, "sasldb:"+user, password)
+}
+
 // manifest decides the manifest apply records: every rendered file of
 // the slots in scope, the removed slots gone (whether or not their files
 // still were there), and the rest as the host's manifest has it.
@@ -728,6 +773,8 @@ func (p *Plan) summarize() {
 			p.Summary.Restarts++
 		case Reload:
 			p.Summary.Reloads++
+		case Provision:
+			p.Summary.Provisions++
 		}
 	}
 	changed := map[string]bool{}

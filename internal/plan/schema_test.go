@@ -485,7 +485,7 @@ func TestSchemaCoversTypes(t *testing.T) {
 	}{
 		{"kinds", enum("kind"), kinds},
 		{"roles", enum("role"), []string{string(layout.Master), string(layout.Replica)}},
-		{"verbs", strs(prop("serviceAction", "verb")["enum"]), []string{string(Stop), string(Start), string(Restart), string(Reload)}},
+		{"verbs", strs(prop("serviceAction", "verb")["enum"]), []string{string(Stop), string(Start), string(Restart), string(Reload), string(Provision)}},
 		{"file actions", strs(prop("fileChange", "action")["enum"]), []string{string(Create), string(Update), string(Delete)}},
 		{"directory actions", strs(prop("dirChange", "action")["enum"]), []string{string(Create), string(Update)}},
 	} {

@@ -38,7 +38,7 @@ func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
 	opt("idlesocket", p.ConfigDB+"/socket/idle")
 	opt("notifysocket", p.ConfigDB+"/socket/notify")
 	opt("sievedir", s.Meta+"/sieve")
-	opt("sasl_sasldb_path", p.ConfigDB+"/sasldb2")
+	opt("sasl_sasldb_path", p.SASLDB())
 
 	var secrets []string
 	if peers := peers(l, s); len(peers) > 0 {

@@ -78,6 +78,11 @@ func (m *Manifest) check() error {
 			return fmt.Errorf("file %q: %q is not a SHA-256", path, f.SHA256)
 		}
 	}
+	for _, s := range slices.Sorted(maps.Keys(m.Credentials)) {
+		if !slotNameRE.MatchString(s) || !hashRE.MatchString(m.Credentials[s]) {
+			return fmt.Errorf("credentials of %q: not a slot name and a fingerprint", s)
+		}
+	}
 	for _, s := range slices.Sorted(maps.Keys(m.Pending)) {
 		if !slotNameRE.MatchString(s) {
 			return fmt.Errorf("pending action of %q: not a slot name", s)

@@ -60,6 +60,7 @@ type Host struct {
 	Manifest *Manifest // nil before the first apply
 	Roles    map[string]layout.Role
 	Builds   map[string]Build // by prefix
+	Exec     bool             // the host runs commands (not the local transport)
 }
 
 // FromTree returns what host holds after a clean apply of t: every file
@@ -108,6 +109,9 @@ type Manifest struct {
 	// Salt keys the fingerprints of the secrets written into the files
 	// (see secret.Fingerprint): random per host, never a secret itself.
 	Salt string `json:"salt,omitempty"`
+	// Credentials are, by slot, the fingerprint of the replication
+	// credentials (user and password) provisioned in its sasldb.
+	Credentials map[string]string `json:"credentials,omitempty"`
 	// Pending are the service actions (start, restart, reload) of slots
 	// whose files an apply is writing or wrote and whose action it has
 	// not run yet: they are recorded before the first file is replaced,
