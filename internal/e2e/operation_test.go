@@ -82,3 +82,76 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestDrainFailback: drain of a host with two masters on real hosts
+// moves both, each to its replica, spread over two hosts; the host then
+// holds no master; failback --all brings them back and MOVED is empty;
+// mail appended through the floating master addresses before, between
+// and after is on both slots of each store.
+func TestDrainFailback(t *testing.T) {
+	w := newWorld(t)
+	if out, errOut, code := w.cyrplan("apply", "--auto-approve"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	type store struct {
+		name, float  string
+		mhost, rhost string // the hosts of the preferred master and of the replica
+		mpart, rpart int
+	}
+	stores := []store{
+		{name: "store23", float: w.fleet.FloatingAddr(23), mhost: "imap6", mpart: 8, rhost: "imap3", rpart: 8},
+		{name: "store69", float: w.fleet.FloatingAddr(69), mhost: "imap6", mpart: 2, rhost: "imap9", rpart: 2},
+	}
+	users := map[string]string{"store23": "brong", "store69": "ellie"}
+	sent := map[string]int{}
+	send := func(when string) {
+		t.Helper()
+		for _, s := range stores {
+			w.fleet.FlushNeigh(s.float)
+			eventually(t, 20*time.Second, s.name+"'s floating master address answers", func() error {
+				_, err := floatingBanner(s.float)
+				return err
+			})
+			appendMessage(t, s.float+":143", users[s.name], when)
+			sent[s.name]++
+		}
+	}
+	for _, s := range stores {
+		w.fleet.FlushNeigh(s.float)
+		admin := dialIMAP(t, s.float+":143")
+		admin.do(t, "LOGIN cyrus x")
+		admin.do(t, "CREATE user/%s", users[s.name])
+	}
+	send("before the drain")
+
+	out, errOut, code := w.cyrplan("drain", "imap6", "--auto-approve")
+	if code != 0 || !strings.Contains(out, "restart slot308 on imap3 as master") || !strings.Contains(out, "restart slot902 on imap9 as master") {
+		t.Fatalf("drain imap6: exit %d\n%s%s", code, out, errOut)
+	}
+	status, _, _ := w.cyrplan("status")
+	for _, want := range []string{"store23   slot608 => slot308", "store69   slot602 => slot902"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status after the drain lacks %q:\n%s", want, status)
+		}
+	}
+	send("after the drain")
+
+	if out, errOut, code := w.cyrplan("failback", "--all", "--auto-approve"); code != 0 {
+		t.Fatalf("failback --all: exit %d\n%s%s", code, out, errOut)
+	}
+	if status, _, code := w.cyrplan("status"); code != 0 || strings.Contains(status, "MOVED") {
+		t.Errorf("status after failback --all: exit %d\n%s", code, status)
+	}
+	send("after the failback")
+
+	for _, s := range stores {
+		for _, at := range []struct {
+			host string
+			part int
+		}{{s.mhost, s.mpart}, {s.rhost, s.rpart}} {
+			eventually(t, 30*time.Second, fmt.Sprintf("%s's messages on %s", s.name, at.host), func() error {
+				return wantCount(t, w.addr(at.host, at.part), users[s.name], sent[s.name])
+			})
+		}
+	}
+}
