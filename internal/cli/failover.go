@@ -101,3 +101,27 @@ every one.`,
 	cmd.Flags().BoolVar(&all, "all", false, "every store running backwards")
 	return cmd
 }
+
+func newUpgradeCommand(g *globals) *cobra.Command {
+	var o opFlags
+	cmd := &cobra.Command{
+		Use:   "upgrade STORE [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) a rolling upgrade of a store to the Cyrus build the layout pins",
+		Long: `upgrade moves a store whose cyrus pin changed in the layout to the new
+build through replication, never with both of its slots down: the
+replica is upgraded (its files written, restarted; gate: its banner),
+the store switches over to it while the old master stays stopped, the
+old master is upgraded and started as replica, and the store switches
+back to its preferred master. A change to an older Cyrus is refused: a
+master would replicate to an older Cyrus. The plan says which
+imapd.conf options the two Cyrus versions do not share.`,
+		Example: "  cyrplan upgrade store23\n  cyrplan upgrade store23 --auto-approve",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op := fleet.Op{Kind: "upgrade", Store: args[0]}
+			return g.operation(cmd, &o, op, op.Words())
+		},
+	}
+	o.add(cmd)
+	return cmd
+}

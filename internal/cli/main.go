@@ -117,6 +117,7 @@ difference with what the hosts hold, and applies it safely.`,
 		newFailoverCommand(g),
 		newDrainCommand(g),
 		newFailbackCommand(g),
+		newUpgradeCommand(g),
 		newUnlockCommand(g),
 		newVersionCommand(g),
 	)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -46,6 +47,8 @@ func (o Op) Words() string {
 		if o.Host == "" {
 			return "failback --all"
 		}
+	case "upgrade":
+		return "upgrade " + o.Store
 	}
 	return o.Kind + " " + o.Host
 }
@@ -62,7 +65,7 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 	l := ld.Layout
 	stores := l.StoreNames()
 	switch o.Kind {
-	case "failover":
+	case "failover", "upgrade":
 		if l.Stores[o.Store] == nil {
 			return nil, fmt.Errorf("no store %q in the layout", o.Store)
 		}
@@ -103,6 +106,18 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 		p.Simulation = simulate.Down(l, lv.Current(l), []string{o.Host})
 	case "failback":
 		steps, err = operation.Failback(l, lv, o.Host)
+	case "upgrade":
+		st := l.Stores[o.Store]
+		var from *layout.Build
+		var notes []string
+		if from, err = runningBuild(ctx, l, st, hs); err == nil {
+			if to := l.BuildOf(st.Master); from != nil && from.Prefix == to.Prefix {
+				break // every slot runs the build already
+			}
+			steps, notes, err = operation.Upgrade(l, st, lv, from, l.BuildOf(st.Master))
+			p.Warnings = append(p.Warnings, notes...)
+			steps = operation.Number(steps)
+		}
 	default:
 		err = fmt.Errorf("no operation %q", o.Kind)
 	}
@@ -113,6 +128,36 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 		p.Steps = steps
 	}
 	return p, nil
+}
+
+var prefixRE = regexp.MustCompile(`(?m)^PREFIX='([^'\n]*)'$`)
+
+// runningBuild is the build the slots of st run now, by the PREFIX of
+// their init scripts on the hosts: nil when they differ or none is one of
+// the layout's builds.
+func runningBuild(ctx context.Context, l *layout.Layout, st *layout.Store, hs *Hosts) (*layout.Build, error) {
+	prefix := ""
+	for _, sn := range st.Slots() {
+		h := hs.Conns[l.Slots[sn].Host]
+		if h == nil {
+			return nil, fmt.Errorf("%s does not answer: %v", l.Slots[sn].Host, hs.Errs[l.Slots[sn].Host])
+		}
+		data, err := h.ReadFile(ctx, hostpath.Named(sn).InitScript)
+		if err != nil {
+			return nil, err
+		}
+		m := prefixRE.FindSubmatch(data)
+		if m == nil || (prefix != "" && prefix != string(m[1])) {
+			return nil, nil
+		}
+		prefix = string(m[1])
+	}
+	for _, b := range l.Builds {
+		if b.Prefix == prefix {
+			return b, nil
+		}
+	}
+	return nil, nil
 }
 
 // hostsOf are the hosts of the stores' slots, in layout order.
@@ -213,7 +258,7 @@ func RunOperation(ctx context.Context, c Config, p *operation.Plan, log io.Write
 			return fmt.Errorf("interrupted before step %d of %d (%s): %w; resume with: %s", s.N, len(p.Steps), s.Says, context.Cause(ctx), resume)
 		}
 		t := time.Now()
-		if err := runStep(ctx, l, hs, s); err != nil {
+		if err := runStep(ctx, c, l, hs, s); err != nil {
 			return fmt.Errorf("step %d of %d failed (%s): %w\n%s: steps before %d are done, this one and those after are not; once the cause is fixed, resume with: %s",
 				s.N, len(p.Steps), s.Says, err, s.Store, s.N, resume)
 		}
@@ -256,7 +301,7 @@ func staleRoles(ctx context.Context, l *layout.Layout, p *operation.Plan, hs *Ho
 }
 
 // runStep performs one step and checks its gate.
-func runStep(ctx context.Context, l *layout.Layout, hs *Hosts, s *operation.Step) error {
+func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *operation.Step) error {
 	h := hs.Conns[s.Host]
 	if h == nil {
 		return fmt.Errorf("%s does not answer: %v", s.Host, hs.Errs[s.Host])
@@ -275,6 +320,8 @@ func runStep(ctx context.Context, l *layout.Layout, hs *Hosts, s *operation.Step
 		_, err = onhost.Service(ctx, h, s.Slot, string(s.Do))
 	case operation.Resume:
 		err = onhost.ResumeSync(ctx, h, s.Slot)
+	case operation.Apply:
+		err = applySlot(ctx, c, s.Slot)
 	default:
 		err = fmt.Errorf("unknown step %q", s.Do)
 	}
@@ -297,6 +344,28 @@ func runStep(ctx context.Context, l *layout.Layout, hs *Hosts, s *operation.Step
 		} else if !empty {
 			return fmt.Errorf("gate: %s's replication log for %s is not empty", s.Slot, s.Peer)
 		}
+	}
+	return nil
+}
+
+// applySlot applies the layout to one slot, as apply --auto-approve
+// --target SLOT does: under the host's lock, exactly its plan.
+func applySlot(ctx context.Context, c Config, slot string) error {
+	c.Targets, c.Excludes = []string{slot}, nil
+	s, err := Begin(ctx, c, nil, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if len(s.Plan.Problems) > 0 {
+		return fmt.Errorf("the plan of %s has problems: %s", slot, strings.Join(s.Plan.Problems, "; "))
+	}
+	if !s.Plan.HasChanges() && len(s.Hosts.Errs) == 0 {
+		return nil
+	}
+	res := s.Execute(ctx, ApplyOptions{Health: health.Banner})
+	if err := errors.Join(res.Err(), res.Stopped); err != nil {
+		return err
 	}
 	return nil
 }

@@ -175,3 +175,26 @@ func (c *catalog) names() []string {
 	slices.Sort(out)
 	return out
 }
+
+// CatalogDiff lists the imapd.conf options Cyrus version to knows and
+// version from does not (added), and the other way round (removed);
+// known is false when cyrplan has no catalog of one of them.
+func CatalogDiff(from, to string) (added, removed []string, known bool) {
+	a, b := catalogFor(from), catalogFor(to)
+	if a == nil || b == nil {
+		return nil, nil, false
+	}
+	for name := range b.Options {
+		if a.Options[name] == nil {
+			added = append(added, name)
+		}
+	}
+	for name := range a.Options {
+		if b.Options[name] == nil {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(removed)
+	return added, removed, true
+}

@@ -339,3 +339,110 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// Apply is the step that applies the layout to one slot: its files are
+// written (for a build change: those of the new build) and it is
+// restarted in its recorded role, as cyrplan apply --target SLOT does.
+const Apply Do = "apply"
+
+// Upgrade plans moving store st from build from to build to (the one the
+// layout pins now) through replication, never with both of its slots
+// down: upgrade the replicas (apply, restart, gate), switch over to the
+// first (the old master stays stopped), upgrade the old master and start
+// it as replica, then switch back to the preferred master. A step that
+// would make a slot replicate to an older Cyrus than its master is
+// refused: a build change to an older version is not a rolling upgrade.
+func Upgrade(l *layout.Layout, st *layout.Store, lv Live, from, to *layout.Build) ([]*Step, []string, error) {
+	if from != nil && versionLess(to.Version, from.Version) {
+		return nil, nil, fmt.Errorf("store %s: %s (Cyrus %s) is older than %s (Cyrus %s), which its slots run: during the upgrade a master would replicate to an older Cyrus; a downgrade is not a rolling upgrade",
+			st.Name, to.Name, to.Version, from.Name, from.Version)
+	}
+	master := st.Master
+	if m := lv.masters(st); len(m) == 1 {
+		master = m[0]
+	}
+	for _, sn := range st.Slots() {
+		if lv.Down[sn] {
+			return nil, nil, fmt.Errorf("store %s: the host of %s does not answer: no rolling upgrade without every slot", st.Name, sn)
+		}
+	}
+	var replicas []string
+	for _, sn := range st.Slots() {
+		if sn != master {
+			replicas = append(replicas, sn)
+		}
+	}
+	var steps []*Step
+	add := func(s *Step) { s.Store, s.Host = st.Name, l.Slots[s.Slot].Host; steps = append(steps, s) }
+	for _, r := range replicas {
+		add(&Step{Slot: r, Do: Apply, Gate: Banner, Says: fmt.Sprintf("upgrade replica %s on %s to %s: write its files, restart it", r, l.Slots[r].Host, to.Name)})
+	}
+	// Switch over to the first replica; the old master stays stopped
+	// until it runs the new build.
+	r := replicas[0]
+	add(&Step{Slot: master, Do: Stop, Says: fmt.Sprintf("stop %s on %s (the master: no more writes; releases %s)", master, l.Slots[master].Host, st.IP.Master)})
+	add(&Step{Slot: master, Do: SendLog, Peer: r, Gate: Drained, Says: fmt.Sprintf("drain %s's replication log to %s", master, r)})
+	add(&Step{Slot: r, Do: Record, Role: layout.Master, Says: fmt.Sprintf("record %s as master of %s", r, st.Name)})
+	add(&Step{Slot: master, Do: Record, Role: layout.Replica, Says: fmt.Sprintf("record %s as replica", master)})
+	add(&Step{Slot: r, Do: Restart, Gate: Banner, Says: fmt.Sprintf("restart %s on %s as master, on %s", r, l.Slots[r].Host, to.Name)})
+	add(&Step{Slot: master, Do: Apply, Gate: Banner, Says: fmt.Sprintf("upgrade %s on %s to %s: write its files, start it as replica", master, l.Slots[master].Host, to.Name)})
+	add(&Step{Slot: r, Do: Resume, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", r)})
+	// Back to the preferred master.
+	back := Live{Roles: map[string]layout.Role{}, Down: lv.Down}
+	for _, sn := range st.Slots() {
+		back.Roles[sn] = layout.Replica
+	}
+	back.Roles[r] = layout.Master
+	if st.Master != r {
+		s, _, err := Failover(l, st, back, st.Master, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		steps = append(steps, s...)
+	}
+	var notes []string
+	switch added, removed, known := layout.CatalogDiff(fromVersion(from), to.Version); {
+	case from == nil:
+		notes = append(notes, fmt.Sprintf("%s: the build its slots run now is not one of the layout's: option differences not shown", st.Name))
+	case !known:
+		notes = append(notes, fmt.Sprintf("%s: no option catalog for Cyrus %s or %s: option differences not shown", st.Name, from.Version, to.Version))
+	case len(added)+len(removed) == 0:
+		notes = append(notes, fmt.Sprintf("%s: Cyrus %s and %s know the same imapd.conf options", st.Name, from.Version, to.Version))
+	default:
+		notes = append(notes, fmt.Sprintf("%s: Cyrus %s adds the options %s and drops %s (against %s)", st.Name, to.Version,
+			orNone(added), orNone(removed), from.Version))
+	}
+	return steps, notes, nil
+}
+
+func fromVersion(b *layout.Build) string {
+	if b == nil {
+		return ""
+	}
+	return b.Version
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// versionLess compares dotted versions numerically: 3.6.1 < 3.10.0.
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		var x, y int
+		if i < len(pa) {
+			fmt.Sscan(pa[i], &x)
+		}
+		if i < len(pb) {
+			fmt.Sscan(pb[i], &y)
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}

@@ -143,3 +143,45 @@ func TestFailback(t *testing.T) {
 		t.Errorf("failback imap3 moves %s; no store prefers a master there that runs backwards", says(steps))
 	}
 }
+
+// TestUpgrade: a rolling upgrade never has both slots down: the replica
+// first, a switchover to it, the old master upgraded as replica, then
+// back; a downgrade is refused.
+func TestUpgrade(t *testing.T) {
+	l := example(t)
+	st := l.Stores["store23"]
+	old, pinned := l.Builds["3.6.1"], l.Builds["3.6.1-fm1"]
+	steps, notes, err := Upgrade(l, st, preferred(l), old, pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apply slot308, stop slot608, drain slot608, record slot308, record slot608, restart slot308, apply slot608, resume slot308, " +
+		"stop slot308, drain slot308, record slot608, record slot308, restart slot608, start slot308, resume slot608"
+	if got := says(steps); got != want {
+		t.Errorf("steps\n  %s\nwant\n  %s", got, want)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "know the same imapd.conf options") {
+		t.Errorf("notes %q", notes)
+	}
+	// At no point are both slots stopped: between a stop of one and its
+	// start (restart or apply) the other is up.
+	up := map[string]bool{"slot608": true, "slot308": true}
+	for _, s := range steps {
+		switch s.Do {
+		case Stop:
+			up[s.Slot] = false
+		case Restart, Start, Apply:
+			up[s.Slot] = true
+		}
+		if !up["slot608"] && !up["slot308"] {
+			t.Fatalf("after %q both slots are down", s.Says)
+		}
+	}
+	newer := &layout.Build{Name: "3.8.0", Prefix: "/usr/cyrus38", Version: "3.8.0"}
+	if _, _, err := Upgrade(l, st, preferred(l), newer, old); err == nil || !strings.Contains(err.Error(), "older") {
+		t.Errorf("a downgrade: %v", err)
+	}
+	if !versionLess("3.6.1", "3.10.0") || versionLess("3.10.0", "3.6.1") {
+		t.Error("versions compare as strings")
+	}
+}
