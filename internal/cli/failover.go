@@ -125,3 +125,35 @@ imapd.conf options the two Cyrus versions do not share.`,
 	o.add(cmd)
 	return cmd
 }
+
+func newMoveCommand(g *globals) *cobra.Command {
+	var (
+		o        opFlags
+		from, to string
+	)
+	cmd := &cobra.Command{
+		Use:   "move STORE --from SLOT --to SLOT [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) moving a store's replica to another slot, creating before destroying",
+		Long: `move takes a store's replica from one slot to another (a new drive unit
+or host) once the layout lists the new slot in place of the old one:
+the new slot is created and started as an additional replica, the
+master replicates to both, every user is copied to the new slot
+(sync_client -A; gate: its log is empty), the master then replicates to
+the new slot only, and the old slot is stopped and its config removed.
+Its mail data stays on its host, for the operator to reclaim. The
+current master is not moved this way: fail it over first.`,
+		Example: "  cyrplan move store23 --from slot308 --to slot508\n  cyrplan move store23 --from slot308 --to slot508 --auto-approve",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if from == "" || to == "" {
+				return errors.New("move needs --from SLOT and --to SLOT")
+			}
+			op := fleet.Op{Kind: "move", Store: args[0], From: from, To: to}
+			return g.operation(cmd, &o, op, op.Words())
+		},
+	}
+	o.add(cmd)
+	cmd.Flags().StringVar(&from, "from", "", "the replica `SLOT` that left the layout")
+	cmd.Flags().StringVar(&to, "to", "", "the replica `SLOT` the layout lists in its place")
+	return cmd
+}

@@ -118,6 +118,7 @@ difference with what the hosts hold, and applies it safely.`,
 		newDrainCommand(g),
 		newFailbackCommand(g),
 		newUpgradeCommand(g),
+		newMoveCommand(g),
 		newUnlockCommand(g),
 		newVersionCommand(g),
 	)

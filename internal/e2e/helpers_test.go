@@ -46,6 +46,7 @@ type layoutParams struct {
 	Pin23  bool   // store23 runs /usr/cyrusnew
 	Quota  string // store23's quota_db
 	Extras string // more CUE
+	Replica23 string // store23's replica; default slot308
 	// RealAuth: logins are checked against each slot's sasldb (where apply
 	// provisions the replication user) instead of accepting any password.
 	RealAuth bool
@@ -72,7 +73,7 @@ hosts: {
 }
 stores: {
 	store23: {
-		master: "slot608", replicas: ["slot308"]
+		master: "slot608", replicas: ["{{or .Replica23 "slot308"}}"]
 		ip: {master: "{{call .Float 23}}", replica: "{{call .Float 123}}"}
 		{{- if .Pin23}}
 		cyrus: "3.6.1-new"

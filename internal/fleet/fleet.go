@@ -51,6 +51,10 @@ type Config struct {
 
 	// Getenv reads secrets (os.Getenv when nil).
 	Getenv func(string) string
+	// Transform, when set, changes the loaded layout before it is
+	// rendered: an operation's transitional layout (a slot move keeps the
+	// old replica beside the new one).
+	Transform func(*layout.Layout) (*layout.Layout, error)
 	// Warn receives notes along the way (a stale lock broken).
 	Warn func(string)
 }
@@ -102,6 +106,11 @@ func Load(c Config) (*Loaded, error) {
 	l, err := LoadLayout(c.Layout)
 	if err != nil {
 		return nil, err
+	}
+	if c.Transform != nil {
+		if l, err = c.Transform(l); err != nil {
+			return nil, err
+		}
 	}
 	scope, err := plan.NewScope(l, c.Targets, c.Excludes)
 	if err != nil {

@@ -29,6 +29,7 @@ type Op struct {
 	To    string // failover: the slot to promote ("" picks one)
 	Force bool   // failover: go on while a slot's host is down
 	Host  string // drain: the host; failback: only stores whose preferred master is there ("" all)
+	From  string // move: the replica that left the layout
 }
 
 // Words is the command that makes the operation.
@@ -49,6 +50,8 @@ func (o Op) Words() string {
 		}
 	case "upgrade":
 		return "upgrade " + o.Store
+	case "move":
+		return "move " + o.Store + " --from " + o.From + " --to " + o.To
 	}
 	return o.Kind + " " + o.Host
 }
@@ -65,7 +68,7 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 	l := ld.Layout
 	stores := l.StoreNames()
 	switch o.Kind {
-	case "failover", "upgrade":
+	case "failover", "upgrade", "move":
 		if l.Stores[o.Store] == nil {
 			return nil, fmt.Errorf("no store %q in the layout", o.Store)
 		}
@@ -75,12 +78,34 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 			return nil, fmt.Errorf("no host %q in the layout (%s)", o.Host, strings.Join(l.HostNames(), ", "))
 		}
 	}
-	hs, err := c.Connect(ctx, l, hostsOf(l, stores))
+	names := hostsOf(l, stores)
+	var moving *layout.Layout // a move: the layout with the old replica still in the store
+	if o.Kind == "move" {
+		if moving, err = l.WithReplica(o.Store, o.From); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Words(), err)
+		}
+		if h := moving.Slots[o.From].Host; !slices.Contains(names, h) {
+			names = append(names, h)
+		}
+	}
+	hs, err := c.Connect(ctx, l, names)
 	if err != nil {
 		return nil, err
 	}
 	defer hs.Close()
 	lv, down := liveOf(ctx, l, stores, hs)
+	if moving != nil {
+		old := moving.Slots[o.From]
+		if h := hs.Conns[old.Host]; h == nil {
+			lv.Down[o.From] = true
+		} else if r, ok, err := onhost.ReadRole(ctx, h, o.From); err != nil {
+			return nil, err
+		} else if ok {
+			lv.Roles[o.From] = r
+		} else {
+			lv.Roles[o.From] = layout.Replica
+		}
+	}
 	p := &operation.Plan{Format: operation.Format, Kind: operation.Kind, ID: NewID(time.Now()), Operation: o.Words(),
 		Version: version.String(), Commit: ld.Rev.Commit, Layout: ld.LayoutHash, Transport: c.transport(),
 		Roles: map[string]layout.Role{}, Down: down, Steps: []*operation.Step{}, Warnings: []string{}}
@@ -106,6 +131,11 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 		p.Simulation = simulate.Down(l, lv.Current(l), []string{o.Host})
 	case "failback":
 		steps, err = operation.Failback(l, lv, o.Host)
+	case "move":
+		var notes []string
+		steps, notes, err = operation.Move(l, l.Stores[o.Store], lv, o.From, o.To)
+		p.Warnings = append(p.Warnings, notes...)
+		steps = operation.Number(steps)
 	case "upgrade":
 		st := l.Stores[o.Store]
 		var from *layout.Build
@@ -306,6 +336,9 @@ func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *oper
 	if h == nil {
 		return fmt.Errorf("%s does not answer: %v", s.Host, hs.Errs[s.Host])
 	}
+	if s.Do == operation.Apply {
+		return applySlot(ctx, c, l, s)
+	}
 	slot := l.Slots[s.Slot]
 	paths := hostpath.Of(slot.Name, slot.Meta)
 	var err error
@@ -320,8 +353,8 @@ func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *oper
 		_, err = onhost.Service(ctx, h, s.Slot, string(s.Do))
 	case operation.Resume:
 		err = onhost.ResumeSync(ctx, h, s.Slot)
-	case operation.Apply:
-		err = applySlot(ctx, c, s.Slot)
+	case operation.FullSync:
+		err = onhost.FullSync(ctx, h, paths, l.BuildOf(s.Slot).Prefix, s.Peer)
 	default:
 		err = fmt.Errorf("unknown step %q", s.Do)
 	}
@@ -339,35 +372,49 @@ func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *oper
 			return fmt.Errorf("gate: %s's banner does not answer: %w", s.Slot, err)
 		}
 	case operation.Drained:
-		if empty, err := onhost.LogEmpty(ctx, h, paths, s.Peer); err != nil {
-			return err
-		} else if !empty {
-			return fmt.Errorf("gate: %s's replication log for %s is not empty", s.Slot, s.Peer)
+		// The rolling sync_client empties the log; give it a moment.
+		for wait := time.Now().Add(time.Minute); ; {
+			empty, err := onhost.LogEmpty(ctx, h, paths, s.Peer)
+			if err != nil {
+				return err
+			}
+			if empty {
+				break
+			}
+			if time.Now().After(wait) {
+				return fmt.Errorf("gate: %s's replication log for %s is not empty after a minute", s.Slot, s.Peer)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	return nil
 }
 
-// applySlot applies the layout to one slot, as apply --auto-approve
-// --target SLOT does: under the host's lock, exactly its plan.
-func applySlot(ctx context.Context, c Config, slot string) error {
-	c.Targets, c.Excludes = []string{slot}, nil
-	s, err := Begin(ctx, c, nil, true)
+// applySlot applies the layout to step s's slot, as apply --auto-approve
+// --target SLOT does, under the host's lock, exactly its plan: with
+// s.Peer, the transitional layout where Peer still replicates; a slot
+// that left the layout is retired by applying its host.
+func applySlot(ctx context.Context, c Config, l *layout.Layout, s *operation.Step) error {
+	c.Targets, c.Excludes = []string{s.Slot}, nil
+	if l.Slots[s.Slot] == nil {
+		c.Targets = []string{s.Host}
+	}
+	if s.Peer != "" {
+		c.Transform = func(l *layout.Layout) (*layout.Layout, error) { return l.WithReplica(s.Store, s.Peer) }
+	}
+	sess, err := Begin(ctx, c, nil, true)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	if len(s.Plan.Problems) > 0 {
-		return fmt.Errorf("the plan of %s has problems: %s", slot, strings.Join(s.Plan.Problems, "; "))
+	defer sess.Close()
+	if len(sess.Plan.Problems) > 0 {
+		return fmt.Errorf("the plan of %s has problems: %s", s.Slot, strings.Join(sess.Plan.Problems, "; "))
 	}
-	if !s.Plan.HasChanges() && len(s.Hosts.Errs) == 0 {
+	if !sess.Plan.HasChanges() && len(sess.Hosts.Errs) == 0 {
 		return nil
 	}
-	res := s.Execute(ctx, ApplyOptions{Health: health.Banner})
-	if err := errors.Join(res.Err(), res.Stopped); err != nil {
-		return err
-	}
-	return nil
+	res := sess.Execute(ctx, ApplyOptions{Health: health.Banner})
+	return errors.Join(res.Err(), res.Stopped)
 }
 
 func plural(n int, one, many string) string {

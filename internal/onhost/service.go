@@ -198,3 +198,14 @@ func ResumeSync(ctx context.Context, h transport.Host, slot string) error {
 	}
 	return err
 }
+
+// FullSync copies every user of master slot to its replica peer with a
+// one-shot sync_client -A: the initial copy of a new replica.
+func FullSync(ctx context.Context, h transport.Host, slot hostpath.Slot, prefix, peer string) error {
+	var out strings.Builder
+	cmd := fmt.Sprintf("timeout 3600 %s -C %s -n %s -A", shell.Quote(prefix+"/bin/sync_client"), shell.Quote(slot.IMAPDConf), shell.Quote(peer))
+	if err := h.Run(ctx, cmd, nil, &out, &out); err != nil {
+		return fmt.Errorf("%s: sync_client -A to %s: %v: %s", h.Name(), peer, err, strings.TrimSpace(out.String()))
+	}
+	return nil
+}

@@ -340,10 +340,59 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// Apply is the step that applies the layout to one slot: its files are
-// written (for a build change: those of the new build) and it is
-// restarted in its recorded role, as cyrplan apply --target SLOT does.
+// Apply is the step that applies the layout to one slot (or, for a slot
+// that left the layout, to its host): its files are written (for a build
+// change: those of the new build) and it is restarted in its recorded
+// role, as cyrplan apply --target SLOT does. With Peer set, the layout
+// is the transitional one of a slot move, where Peer still replicates.
 const Apply Do = "apply"
+
+// FullSync sends every user of the master to the replica Peer (one-shot
+// sync_client -A): the initial copy of a new replica.
+const FullSync Do = "fullsync"
+
+// Move plans moving store st's replica from slot from (which left the
+// layout) to slot to (which the layout lists now), creating before it
+// destroys: the new slot is created and started as an additional
+// replica, the master replicates to both, every user is copied to the
+// new one (gate: its log is empty), the master then replicates to the
+// new one only, and the old slot is stopped and its config removed; its
+// mail data stays, for the operator to reclaim. The current master
+// cannot be moved this way: fail it over first.
+func Move(l *layout.Layout, st *layout.Store, lv Live, from, to string) ([]*Step, []string, error) {
+	if !slices.Contains(st.Replicas, to) {
+		return nil, nil, fmt.Errorf("the layout does not list %s as a replica of %s: change the layout first, then move", to, st.Name)
+	}
+	if slices.Contains(st.Slots(), from) {
+		return nil, nil, fmt.Errorf("the layout still lists %s in %s: replace it with %s in the layout first, then move", from, st.Name, to)
+	}
+	master := st.Master
+	if m := lv.masters(st); len(m) == 1 {
+		master = m[0]
+	}
+	if lv.Roles[from] == layout.Master {
+		return nil, nil, fmt.Errorf("%s is the master of %s now: fail it over first (cyrplan failover %s), then move it", from, st.Name, st.Name)
+	}
+	for _, sn := range append(st.Slots(), from) {
+		if lv.Down[sn] {
+			return nil, nil, fmt.Errorf("the host of %s does not answer: a move needs every slot of the store", sn)
+		}
+	}
+	t, err := l.WithReplica(st.Name, from)
+	if err != nil {
+		return nil, nil, err
+	}
+	old := t.Slots[from]
+	var steps []*Step
+	add := func(s *Step) { s.Store, s.Host = st.Name, t.Slots[s.Slot].Host; steps = append(steps, s) }
+	add(&Step{Slot: to, Do: Apply, Gate: Banner, Says: fmt.Sprintf("create %s on %s and start it as a replica of %s", to, l.Slots[to].Host, st.Name)})
+	add(&Step{Slot: master, Do: Apply, Peer: from, Gate: Banner, Says: fmt.Sprintf("make %s replicate to %s as well as to %s (reload)", master, to, from)})
+	add(&Step{Slot: master, Do: FullSync, Peer: to, Gate: Drained, Says: fmt.Sprintf("copy every user of %s to %s (sync_client -A)", master, to)})
+	add(&Step{Slot: master, Do: Apply, Gate: Banner, Says: fmt.Sprintf("make %s replicate to %s only (reload)", master, to)})
+	add(&Step{Slot: from, Do: Apply, Says: fmt.Sprintf("retire %s on %s: stop it and remove its config (its mail data stays)", from, old.Host)})
+	notes := []string{fmt.Sprintf("%s: once moved, %s's mail data stays on %s in %s and %s: reclaim it when you no longer need it", st.Name, from, old.Host, old.Meta, old.Data)}
+	return steps, notes, nil
+}
 
 // Upgrade plans moving store st from build from to build to (the one the
 // layout pins now) through replication, never with both of its slots

@@ -185,3 +185,36 @@ func TestUpgrade(t *testing.T) {
 		t.Error("versions compare as strings")
 	}
 }
+
+// TestMove: create before destroy; refused while the layout still lists
+// the old slot, or when the old slot is the master.
+func TestMove(t *testing.T) {
+	l := example(t)
+	lv := preferred(l)
+	lv.Roles["slot308"] = layout.Replica
+	st := *l.Stores["store23"]
+	st.Replicas = []string{"slot508"}
+	l.Stores["store23"] = &st
+	l.Slots["slot508"] = &layout.Slot{Name: "slot508", Host: "imap5", Partition: 8, Meta: "/mnt/meta8", Data: "/mnt/data8", Store: "store23", Role: layout.Replica}
+	delete(l.Slots, "slot308")
+	steps, notes, err := Move(l, &st, lv, "slot308", "slot508")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := says(steps), "apply slot508, apply slot608, fullsync slot608, apply slot608, apply slot308"; got != want {
+		t.Errorf("steps %q; want %q", got, want)
+	}
+	if steps[1].Peer != "slot308" || steps[3].Peer != "" || steps[4].Host != "imap3" {
+		t.Errorf("the master replicates to both (peer %q), then to the new one only (peer %q); the old one is retired on imap3 (%q)", steps[1].Peer, steps[3].Peer, steps[4].Host)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "slot308's mail data stays on imap3 in /mnt/meta8 and /mnt/data8") {
+		t.Errorf("notes %q", notes)
+	}
+	if _, _, err := Move(l, &st, lv, "slot608", "slot508"); err == nil || !strings.Contains(err.Error(), "still lists slot608") {
+		t.Errorf("moving a slot the layout still lists: %v", err)
+	}
+	lv.Roles["slot308"] = layout.Master
+	if _, _, err := Move(l, &st, lv, "slot308", "slot508"); err == nil || !strings.Contains(err.Error(), "fail it over first") {
+		t.Errorf("moving the master: %v", err)
+	}
+}
