@@ -41,11 +41,11 @@ type world struct {
 }
 
 type layoutParams struct {
-	Hosts  []hostParam
-	Float  func(int) string
-	Pin23  bool   // store23 runs /usr/cyrusnew
-	Quota  string // store23's quota_db
-	Extras string // more CUE
+	Hosts     []hostParam
+	Float     func(int) string
+	Pin23     bool   // store23 runs /usr/cyrusnew
+	Quota     string // store23's quota_db
+	Extras    string // more CUE
 	Replica23 string // store23's replica; default slot308
 	// RealAuth: logins are checked against each slot's sasldb (where apply
 	// provisions the replication user) instead of accepting any password.
