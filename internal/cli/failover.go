@@ -103,10 +103,14 @@ every one.`,
 }
 
 func newUpgradeCommand(g *globals) *cobra.Command {
-	var o opFlags
+	var (
+		o     opFlags
+		all   bool
+		waves int
+	)
 	cmd := &cobra.Command{
-		Use:   "upgrade STORE [--auto-approve | --out FILE]",
-		Short: "Plan (and with --auto-approve run) a rolling upgrade of a store to the Cyrus build the layout pins",
+		Use:   "upgrade (STORE | --all [--waves N]) [--auto-approve | --out FILE]",
+		Short: "Plan (and with --auto-approve run) a rolling upgrade of stores to the Cyrus builds the layout pins",
 		Long: `upgrade moves a store whose cyrus pin changed in the layout to the new
 build through replication, never with both of its slots down: the
 replica is upgraded (its files written, restarted; gate: its banner),
@@ -114,15 +118,27 @@ the store switches over to it while the old master stays stopped, the
 old master is upgraded and started as replica, and the store switches
 back to its preferred master. A change to an older Cyrus is refused: a
 master would replicate to an older Cyrus. The plan says which
-imapd.conf options the two Cyrus versions do not share.`,
-		Example: "  cyrplan upgrade store23\n  cyrplan upgrade store23 --auto-approve",
-		Args:    cobra.ExactArgs(1),
+imapd.conf options the two Cyrus versions do not share.
+
+--all upgrades every store whose slots run another build than the one
+the layout pins, --waves N stores at a time; the first failed step or
+gate stops the operation once the stores of its wave have stopped.`,
+		Example: "  cyrplan upgrade store23\n  cyrplan upgrade --all --waves 4 --auto-approve",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			op := fleet.Op{Kind: "upgrade", Store: args[0]}
+			if (len(args) == 1) == all {
+				return errors.New("upgrade needs a STORE or --all")
+			}
+			op := fleet.Op{Kind: "upgrade", Waves: waves}
+			if len(args) == 1 {
+				op.Store = args[0]
+			}
 			return g.operation(cmd, &o, op, op.Words())
 		},
 	}
 	o.add(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "every store whose build changed")
+	cmd.Flags().IntVar(&waves, "waves", 1, "with --all: stores upgraded at a time")
 	return cmd
 }
 

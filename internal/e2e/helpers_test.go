@@ -47,6 +47,7 @@ type layoutParams struct {
 	Quota     string // store23's quota_db
 	Extras    string // more CUE
 	Replica23 string // store23's replica; default slot308
+	Pin69     bool   // store69 runs /usr/cyrusnew
 	// RealAuth: logins are checked against each slot's sasldb (where apply
 	// provisions the replication user) instead of accepting any password.
 	RealAuth bool
@@ -82,7 +83,7 @@ stores: {
 	}
 	store24: {master: "slot908", replicas: ["slot503"], ip: master: "{{call .Float 24}}"}
 	store35: {master: "slot301", replicas: ["slot501"], ip: master: "{{call .Float 35}}"}
-	store69: {master: "slot602", replicas: ["slot902"], ip: master: "{{call .Float 69}}"}
+	store69: {master: "slot602", replicas: ["slot902"], ip: master: "{{call .Float 69}}"{{if .Pin69}}, cyrus: "3.6.1-new"{{end}}}
 }
 imapd: {
 	admins:               "cyrus"

@@ -129,3 +129,37 @@ func tryAppend(addr, user, subject string) error {
 	_, err = m.try("APPEND INBOX {%d+}\r\n%s", len(msg), msg)
 	return err
 }
+
+// TestRollingUpgradeWaves: upgrade --all --waves 2 moves both pinned
+// stores (whose masters share imap6) side by side: every slot ends on
+// the new build, the stores are back on their preferred masters, and the
+// config plan is empty.
+func TestRollingUpgradeWaves(t *testing.T) {
+	w := newWorld(t)
+	if out, errOut, code := w.cyrplan("apply", "--auto-approve"); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, h := range []string{"imap6", "imap3", "imap9"} {
+		if _, err := w.fleet.Host(h).Exec(ctxTimeout(t, time.Minute), "cp -a /usr/lib/cyrus/. /usr/cyrusnew/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.params.Pin23, w.params.Pin69 = true, true
+	w.writeLayout()
+	out, errOut, code := w.cyrplan("upgrade", "--all", "--waves", "2", "--auto-approve")
+	if code != 0 || !strings.Contains(out, "wave 1: upgrade replica slot308") || !strings.Contains(out, "wave 1: upgrade replica slot902") {
+		t.Fatalf("upgrade --all --waves 2: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}, {"imap6", "slot602"}, {"imap9", "slot902"}} {
+		exe, err := w.fleet.Host(s.host).Exec(ctxTimeout(t, 10*time.Second), "readlink /proc/$(cat /run/cyrus-"+s.slot+".pid)/exe")
+		if exe = strings.TrimSpace(exe); err != nil || exe != "/usr/cyrusnew/bin/master" {
+			t.Errorf("%s master runs %q (%v); want /usr/cyrusnew/bin/master", s.slot, exe, err)
+		}
+	}
+	if out, _, code := w.cyrplan("status"); code != 0 || strings.Contains(out, "MOVED") {
+		t.Errorf("status after the upgrade: exit %d\n%s", code, out)
+	}
+	if out, _, code := w.cyrplan("plan", "--detailed-exitcode"); code != 0 {
+		t.Errorf("the config plan after the upgrade: exit %d\n%s", code, out)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cyrplan/cyrplan/internal/health"
@@ -30,6 +31,7 @@ type Op struct {
 	Force bool   // failover: go on while a slot's host is down
 	Host  string // drain: the host; failback: only stores whose preferred master is there ("" all)
 	From  string // move: the replica that left the layout
+	Waves int    // upgrade of every store whose build changed (Store ""): stores at a time
 }
 
 // Words is the command that makes the operation.
@@ -49,6 +51,9 @@ func (o Op) Words() string {
 			return "failback --all"
 		}
 	case "upgrade":
+		if o.Store == "" {
+			return fmt.Sprintf("upgrade --all --waves %d", max(o.Waves, 1))
+		}
 		return "upgrade " + o.Store
 	case "move":
 		return "move " + o.Store + " --from " + o.From + " --to " + o.To
@@ -68,7 +73,14 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 	l := ld.Layout
 	stores := l.StoreNames()
 	switch o.Kind {
-	case "failover", "upgrade", "move":
+	case "upgrade":
+		if o.Store != "" {
+			if l.Stores[o.Store] == nil {
+				return nil, fmt.Errorf("no store %q in the layout", o.Store)
+			}
+			stores = []string{o.Store}
+		}
+	case "failover", "move":
 		if l.Stores[o.Store] == nil {
 			return nil, fmt.Errorf("no store %q in the layout", o.Store)
 		}
@@ -137,17 +149,32 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 		p.Warnings = append(p.Warnings, notes...)
 		steps = operation.Number(steps)
 	case "upgrade":
-		st := l.Stores[o.Store]
-		var from *layout.Build
-		var notes []string
-		if from, err = runningBuild(ctx, l, st, hs); err == nil {
-			if to := l.BuildOf(st.Master); from != nil && from.Prefix == to.Prefix {
-				break // every slot runs the build already
+		upgrading := 0
+		for _, name := range stores {
+			st := l.Stores[name]
+			from, rerr := runningBuild(ctx, l, st, hs)
+			if rerr != nil {
+				err = rerr
+				break
 			}
-			steps, notes, err = operation.Upgrade(l, st, lv, from, l.BuildOf(st.Master))
+			if to := l.BuildOf(st.Master); from != nil && from.Prefix == to.Prefix {
+				continue // every slot runs the build already
+			}
+			s, notes, uerr := operation.Upgrade(l, st, lv, from, l.BuildOf(st.Master))
+			if uerr != nil {
+				err = uerr
+				break
+			}
+			if o.Store == "" {
+				for _, x := range s {
+					x.Wave = upgrading/max(o.Waves, 1) + 1
+				}
+			}
+			upgrading++
+			steps = append(steps, s...)
 			p.Warnings = append(p.Warnings, notes...)
-			steps = operation.Number(steps)
 		}
+		steps = operation.Number(steps)
 	default:
 		err = fmt.Errorf("no operation %q", o.Kind)
 	}
@@ -279,29 +306,135 @@ func RunOperation(ctx context.Context, c Config, p *operation.Plan, log io.Write
 	} else {
 		fmt.Fprintf(log, "Resuming %s: %d of %d steps are done.\n", p.Operation, len(done), len(p.Steps))
 	}
-	start := time.Now()
-	for _, s := range p.Steps {
-		if done[s.N] {
-			continue
+	r := &opRun{c: c, l: l, hs: hs, p: p, done: done, log: log, resume: resume, start: time.Now()}
+	for _, wave := range waves(p.Steps) {
+		if err := r.wave(ctx, wave); err != nil {
+			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted before step %d of %d (%s): %w; resume with: %s", s.N, len(p.Steps), s.Says, context.Cause(ctx), resume)
-		}
-		t := time.Now()
-		if err := runStep(ctx, c, l, hs, s); err != nil {
-			return fmt.Errorf("step %d of %d failed (%s): %w\n%s: steps before %d are done, this one and those after are not; once the cause is fixed, resume with: %s",
-				s.N, len(p.Steps), s.Says, err, s.Store, s.N, resume)
-		}
-		if err := onhost.RecordStep(context.WithoutCancel(ctx), hs.Conns[s.Host], p.ID, s.N); err != nil {
-			return fmt.Errorf("step %d of %d ran, but recording it failed: %w", s.N, len(p.Steps), err)
-		}
-		fmt.Fprintf(log, "[%d/%d] %s %s on %s: %s: ok (%s, %s in all)\n", s.N, len(p.Steps), s.Store, s.Slot, s.Host, s.Says,
-			time.Since(t).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(log, "\nWarning: %s\n", w)
 	}
 	fmt.Fprintf(log, "\nOperation complete: %s, %d %s.\n", p.Operation, len(p.Steps), plural(len(p.Steps), "step", "steps"))
+	return nil
+}
+
+// waves groups steps: each wave is the steps of its stores, store by
+// store in order; steps of wave 0 form one group, run in order.
+func waves(steps []*operation.Step) [][][]*operation.Step {
+	var out [][][]*operation.Step
+	for i := 0; i < len(steps); {
+		w := steps[i].Wave
+		j := i
+		for j < len(steps) && steps[j].Wave == w {
+			j++
+		}
+		groups := [][]*operation.Step{steps[i:j]}
+		if w > 0 {
+			groups = nil
+			index := map[string]int{}
+			for _, s := range steps[i:j] {
+				k, ok := index[s.Store]
+				if !ok {
+					k = len(groups)
+					index[s.Store] = k
+					groups = append(groups, nil)
+				}
+				groups[k] = append(groups[k], s)
+			}
+		}
+		out = append(out, groups)
+		i = j
+	}
+	return out
+}
+
+// opRun is an operation being run.
+type opRun struct {
+	c      Config
+	l      *layout.Layout
+	hs     *Hosts
+	p      *operation.Plan
+	done   map[int]bool
+	log    io.Writer
+	resume string
+	start  time.Time
+	mu     sync.Mutex // the log and the journals
+
+	applyMu sync.Mutex
+	applies map[string]*sync.Mutex // by host: one apply at a time takes a host's lock
+}
+
+// applying serialises the apply steps of one host (each takes the host's
+// apply lock) when the stores of a wave run side by side.
+func (r *opRun) applying(host string) func() {
+	r.applyMu.Lock()
+	if r.applies == nil {
+		r.applies = map[string]*sync.Mutex{}
+	}
+	m := r.applies[host]
+	if m == nil {
+		m = &sync.Mutex{}
+		r.applies[host] = m
+	}
+	r.applyMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// wave runs the groups of a wave side by side, each in order; the first
+// failure stops every group before its next step.
+func (r *opRun) wave(ctx context.Context, groups [][]*operation.Step) error {
+	var (
+		wg     sync.WaitGroup
+		failed error
+		mu     sync.Mutex
+	)
+	stopped := func() bool { mu.Lock(); defer mu.Unlock(); return failed != nil }
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, s := range g {
+				if r.done[s.N] || stopped() {
+					continue
+				}
+				if err := r.step(ctx, s); err != nil {
+					mu.Lock()
+					if failed == nil {
+						failed = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failed
+}
+
+// step runs one step and journals it.
+func (r *opRun) step(ctx context.Context, s *operation.Step) error {
+	n := len(r.p.Steps)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted before step %d of %d (%s): %w; resume with: %s", s.N, n, s.Says, context.Cause(ctx), r.resume)
+	}
+	t := time.Now()
+	if s.Do == operation.Apply {
+		defer r.applying(s.Host)()
+	}
+	if err := runStep(ctx, r.c, r.l, r.hs, s); err != nil {
+		return fmt.Errorf("step %d of %d failed (%s): %w\n%s: steps before %d are done, this one and those after are not; once the cause is fixed, resume with: %s",
+			s.N, n, s.Says, err, s.Store, s.N, r.resume)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := onhost.RecordStep(context.WithoutCancel(ctx), r.hs.Conns[s.Host], r.p.ID, s.N); err != nil {
+		return fmt.Errorf("step %d of %d ran, but recording it failed: %w", s.N, n, err)
+	}
+	fmt.Fprintf(r.log, "[%d/%d] %s %s on %s: %s: ok (%s, %s in all)\n", s.N, n, s.Store, s.Slot, s.Host, s.Says,
+		time.Since(t).Round(time.Millisecond), time.Since(r.start).Round(time.Millisecond))
 	return nil
 }
 

@@ -61,6 +61,11 @@ type Step struct {
 	Role  layout.Role `json:"role"` // Record: the role recorded
 	Gate  Gate        `json:"gate"`
 	Says  string      `json:"says"` // the step in words
+	// Wave groups the stores of an operation that run at once (upgrade
+	// --waves): the steps of one store run in order, the stores of a wave
+	// side by side, and a wave begins when the one before has ended. 0:
+	// every step in order.
+	Wave int `json:"wave"`
 }
 
 // Plan is an operation plan: what apply FILE runs, step by step.
@@ -263,7 +268,11 @@ func (p *Plan) WriteText(w io.Writer) {
 		if s.Gate != NoGate {
 			gate = " [gate: " + gateWords(s) + "]"
 		}
-		fmt.Fprintf(w, "  %2d. %s%s\n", s.N, s.Says, gate)
+		wave := ""
+		if s.Wave > 0 {
+			wave = fmt.Sprintf("wave %d: ", s.Wave)
+		}
+		fmt.Fprintf(w, "  %2d. %s%s%s\n", s.N, wave, s.Says, gate)
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "\nWarning: %s\n", warn)
