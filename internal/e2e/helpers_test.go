@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
@@ -238,14 +239,59 @@ func (m *imap) try(format string, args ...any) ([]string, error) {
 	}
 }
 
-// appendMessage logs in as user on addr and appends one message.
-func appendMessage(t *testing.T, addr, user, subject string) {
+// appendMessage logs in as user on addr, appends one message and
+// returns its Message-Id.
+func appendMessage(t *testing.T, addr, user, subject string) string {
 	t.Helper()
 	m := dialIMAP(t, addr)
 	m.do(t, "LOGIN %s x", user)
-	msg := fmt.Sprintf("From: test@example.com\r\nTo: %s@example.com\r\nSubject: %s\r\n\r\nhello\r\n", user, subject)
+	id := newMessageID()
+	msg := fmt.Sprintf("From: test@example.com\r\nTo: %s@example.com\r\nMessage-Id: %s\r\nSubject: %s\r\n\r\nhello\r\n", user, id, subject)
 	m.do(t, "APPEND INBOX {%d+}\r\n%s", len(msg), msg)
 	m.do(t, "LOGOUT")
+	return id
+}
+
+var messageSeq atomic.Int64
+
+func newMessageID() string {
+	return fmt.Sprintf("<e2e-%d-%d@cyrplan.test>", time.Now().UnixNano(), messageSeq.Add(1))
+}
+
+// wantMessages checks that user's INBOX on addr holds exactly the
+// messages of ids, by Message-Id.
+func wantMessages(t *testing.T, addr, user string, ids []string) error {
+	m, err := dialIMAPErr(addr)
+	if err != nil {
+		return err
+	}
+	defer m.c.Close()
+	if _, err := m.try("LOGIN %s x", user); err != nil {
+		return err
+	}
+	if _, err := m.try("EXAMINE INBOX"); err != nil {
+		return err
+	}
+	lines, err := m.try("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+	if err != nil && len(ids) > 0 {
+		return err
+	}
+	have := map[string]bool{}
+	for _, l := range lines {
+		if v, ok := strings.CutPrefix(l, "Message-Id: "); ok {
+			have[strings.TrimSpace(v)] = true
+		}
+	}
+	var missing []string
+	for _, id := range ids {
+		if !have[id] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 || len(have) != len(ids) {
+		return fmt.Errorf("%d messages, want %d; missing %v", len(have), len(ids), missing)
+	}
+	return nil
 }
 
 // count returns how many messages user's INBOX holds on addr.

@@ -20,10 +20,11 @@ func TestSlotMove(t *testing.T) {
 	admin := dialIMAP(t, float+":143")
 	admin.do(t, "LOGIN cyrus x")
 	admin.do(t, "CREATE user/brong")
+	var sent []string
 	for _, s := range []string{"one", "two", "three"} {
-		appendMessage(t, float+":143", "brong", s)
+		sent = append(sent, appendMessage(t, float+":143", "brong", s))
 	}
-	eventually(t, 30*time.Second, "the messages on slot308", func() error { return wantCount(t, w.addr("imap3", 8), "brong", 3) })
+	eventually(t, 30*time.Second, "the messages on slot308", func() error { return wantMessages(t, w.addr("imap3", 8), "brong", sent) })
 	before, err := w.fleet.Host("imap3").Exec(ctxTimeout(t, 10*time.Second), "find /mnt/data8/spool -type f | sort")
 	if err != nil || !strings.Contains(before, "/mnt/data8/spool") {
 		t.Fatalf("slot308's spool before the move: %v\n%s", err, before)
@@ -39,12 +40,12 @@ func TestSlotMove(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Operation complete") || !strings.Contains(out, "reclaim") {
 		t.Fatalf("move: exit %d\n%s%s", code, out, errOut)
 	}
-	if err := wantCount(t, w.addr("imap5", 8), "brong", 3); err != nil {
+	if err := wantMessages(t, w.addr("imap5", 8), "brong", sent); err != nil {
 		t.Errorf("slot508 right after the move: %v", err)
 	}
 	w.fleet.FlushNeigh(float)
-	appendMessage(t, float+":143", "brong", "after the move")
-	eventually(t, 30*time.Second, "the new message on slot508", func() error { return wantCount(t, w.addr("imap5", 8), "brong", 4) })
+	sent = append(sent, appendMessage(t, float+":143", "brong", "after the move"))
+	eventually(t, 30*time.Second, "the new message on slot508", func() error { return wantMessages(t, w.addr("imap5", 8), "brong", sent) })
 
 	h3 := w.fleet.Host("imap3")
 	if out, err := h3.Exec(ctxTimeout(t, 10*time.Second), "test ! -e /etc/cyrus/slot308/imapd.conf && test ! -e /etc/init.d/cyrus-slot308 && ! pgrep -af -- '-p /run/cyrus-slot30[8].pid'"); err != nil || out != "" {

@@ -29,7 +29,7 @@ func TestOperationKillResume(t *testing.T) {
 	admin := dialIMAP(t, float+":143")
 	admin.do(t, "LOGIN cyrus x")
 	admin.do(t, "CREATE user/brong")
-	sent := 0
+	var sent []string
 	send := func(when string) {
 		t.Helper()
 		w.fleet.FlushNeigh(float)
@@ -37,8 +37,7 @@ func TestOperationKillResume(t *testing.T) {
 			_, err := floatingBanner(float)
 			return err
 		})
-		appendMessage(t, float+":143", "brong", when)
-		sent++
+		sent = append(sent, appendMessage(t, float+":143", "brong", when))
 	}
 	send("before the operations")
 
@@ -74,7 +73,7 @@ func TestOperationKillResume(t *testing.T) {
 		t.Errorf("status after the operations: exit %d\n%s", code, out)
 	}
 	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}} {
-		eventually(t, 30*time.Second, "every message on "+s.slot, func() error { return wantCount(t, w.addr(s.host, 8), "brong", sent) })
+		eventually(t, 30*time.Second, "every message on "+s.slot, func() error { return wantMessages(t, w.addr(s.host, 8), "brong", sent) })
 	}
 }
 
@@ -103,7 +102,7 @@ func TestDrainFailback(t *testing.T) {
 		{name: "store69", float: w.fleet.FloatingAddr(69), mhost: "imap6", mpart: 2, rhost: "imap9", rpart: 2},
 	}
 	users := map[string]string{"store23": "brong", "store69": "ellie"}
-	sent := map[string]int{}
+	sent := map[string][]string{}
 	send := func(when string) {
 		t.Helper()
 		for _, s := range stores {
@@ -112,8 +111,7 @@ func TestDrainFailback(t *testing.T) {
 				_, err := floatingBanner(s.float)
 				return err
 			})
-			appendMessage(t, s.float+":143", users[s.name], when)
-			sent[s.name]++
+			sent[s.name] = append(sent[s.name], appendMessage(t, s.float+":143", users[s.name], when))
 		}
 	}
 	for _, s := range stores {
@@ -150,7 +148,7 @@ func TestDrainFailback(t *testing.T) {
 			part int
 		}{{s.mhost, s.mpart}, {s.rhost, s.rpart}} {
 			eventually(t, 30*time.Second, fmt.Sprintf("%s's messages on %s", s.name, at.host), func() error {
-				return wantCount(t, w.addr(at.host, at.part), users[s.name], sent[s.name])
+				return wantMessages(t, w.addr(at.host, at.part), users[s.name], sent[s.name])
 			})
 		}
 	}

@@ -28,8 +28,7 @@ func TestRollingUpgrade(t *testing.T) {
 	admin := dialIMAP(t, float+":143")
 	admin.do(t, "LOGIN cyrus x")
 	admin.do(t, "CREATE user/brong")
-	appendMessage(t, float+":143", "brong", "before the upgrade")
-	sent := 1
+	sent := []string{appendMessage(t, float+":143", "brong", "before the upgrade")}
 
 	w.params.Pin23 = true
 	w.writeLayout()
@@ -79,8 +78,8 @@ func TestRollingUpgrade(t *testing.T) {
 			running = false
 		case <-time.After(700 * time.Millisecond):
 			w.fleet.FlushNeigh(float)
-			if err := tryAppend(float+":143", "brong", "during the upgrade"); err == nil {
-				sent++
+			if id, err := tryAppend(float+":143", "brong", "during the upgrade"); err == nil {
+				sent = append(sent, id)
 			}
 		}
 	}
@@ -89,7 +88,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Operation complete: upgrade store23") {
 		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
 	}
-	t.Logf("the floating master address refused connections for %v at the longest; %d messages appended during the upgrade", longest.Round(time.Millisecond), sent-1)
+	t.Logf("the floating master address refused connections for %v at the longest; %d messages appended during the upgrade", longest.Round(time.Millisecond), len(sent)-1)
 
 	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}} {
 		exe, err := w.fleet.Host(s.host).Exec(ctxTimeout(t, 10*time.Second), "readlink /proc/$(cat /run/cyrus-"+s.slot+".pid)/exe")
@@ -104,30 +103,31 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Errorf("store23 runs backwards after the upgrade:\n%s", out)
 	}
 	w.fleet.FlushNeigh(float)
-	appendMessage(t, float+":143", "brong", "after the upgrade")
-	sent++
+	sent = append(sent, appendMessage(t, float+":143", "brong", "after the upgrade"))
 	for _, s := range []struct {
 		host string
 		part int
 	}{{"imap6", 8}, {"imap3", 8}} {
-		eventually(t, 30*time.Second, "every message on "+s.host, func() error { return wantCount(t, w.addr(s.host, s.part), "brong", sent) })
+		eventually(t, 30*time.Second, "every message on "+s.host, func() error { return wantMessages(t, w.addr(s.host, s.part), "brong", sent) })
 	}
 }
 
-// tryAppend appends a message as user, returning the error instead of
-// failing the test: during an upgrade the master may not answer.
-func tryAppend(addr, user, subject string) error {
+// tryAppend appends a message as user and returns its Message-Id, or
+// the error instead of failing the test: during an upgrade the master may
+// not answer.
+func tryAppend(addr, user, subject string) (string, error) {
 	m, err := dialIMAPErr(addr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer m.c.Close()
 	if _, err := m.try("LOGIN %s x", user); err != nil {
-		return err
+		return "", err
 	}
-	msg := "Subject: " + subject + "\r\n\r\nhello\r\n"
+	id := newMessageID()
+	msg := "Message-Id: " + id + "\r\nSubject: " + subject + "\r\n\r\nhello\r\n"
 	_, err = m.try("APPEND INBOX {%d+}\r\n%s", len(msg), msg)
-	return err
+	return id, err
 }
 
 // TestRollingUpgradeWaves: upgrade --all --waves 2 moves both pinned
