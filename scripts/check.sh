@@ -38,7 +38,7 @@ echo "== actionlint"
 go run github.com/rhysd/actionlint/cmd/actionlint@v1.7.7 .github/workflows/*.yml
 
 echo "== go test"
-go test -count=1 ./...
+go test -count=1 -timeout 25m ./...
 
 echo "== go test -race (the packages that need no real hosts)"
 go test -count=1 -race $(go list ./... | grep -v -E '/internal/(e2e|testhosts)(/|$)')
