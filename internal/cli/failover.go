@@ -42,7 +42,7 @@ replica.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			again := fleet.Op{Kind: "failover", Store: args[0], To: to, Force: force}
-			return g.operation(cmd, &o, again, again.Words())
+			return g.operation(cmd, &o, again)
 		},
 	}
 	o.add(cmd)
@@ -65,7 +65,7 @@ cyrplan failback HOST brings the stores back afterwards.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op := fleet.Op{Kind: "drain", Host: args[0]}
-			return g.operation(cmd, &o, op, op.Words())
+			return g.operation(cmd, &o, op)
 		},
 	}
 	o.add(cmd)
@@ -94,7 +94,7 @@ every one.`,
 			if len(args) == 1 {
 				op.Host = args[0]
 			}
-			return g.operation(cmd, &o, op, op.Words())
+			return g.operation(cmd, &o, op)
 		},
 	}
 	o.add(cmd)
@@ -133,7 +133,7 @@ gate stops the operation once the stores of its wave have stopped.`,
 			if len(args) == 1 {
 				op.Store = args[0]
 			}
-			return g.operation(cmd, &o, op, op.Words())
+			return g.operation(cmd, &o, op)
 		},
 	}
 	o.add(cmd)
@@ -165,7 +165,7 @@ current master is not moved this way: fail it over first.`,
 				return errors.New("move needs --from SLOT and --to SLOT")
 			}
 			op := fleet.Op{Kind: "move", Store: args[0], From: from, To: to}
-			return g.operation(cmd, &o, op, op.Words())
+			return g.operation(cmd, &o, op)
 		},
 	}
 	o.add(cmd)

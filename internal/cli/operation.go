@@ -17,6 +17,7 @@ type opFlags struct {
 	save        string
 	format      string
 	asJSON      bool
+	noCanary    bool
 }
 
 func (o *opFlags) add(cmd *cobra.Command) {
@@ -25,14 +26,17 @@ func (o *opFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.save, "out", "", "save the operation plan to `FILE` for cyrplan apply FILE")
 	cmd.Flags().StringVar(&o.format, "format", "text", "text, json or markdown")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "short for --format json")
+	cmd.Flags().BoolVar(&o.noCanary, "no-canary", false, "plan no canary gate (where no message can be appended through the floating address)")
 }
 
 // operation plans op, shows or saves it, and runs it with --auto-approve.
-func (g *globals) operation(cmd *cobra.Command, o *opFlags, op fleet.Op, again string) error {
+func (g *globals) operation(cmd *cobra.Command, o *opFlags, op fleet.Op) error {
 	if o.asJSON {
 		o.format = "json"
 	}
 	c := o.config(g)
+	op.NoCanary = o.noCanary
+	again := op.Words()
 	p, err := fleet.PlanOperation(cmd.Context(), c, op)
 	if err != nil {
 		return err

@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cyrplan/cyrplan/internal/canary"
+	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
 
 	"github.com/cyrplan/cyrplan/internal/health"
 	"github.com/cyrplan/cyrplan/internal/hostpath"
@@ -32,10 +38,18 @@ type Op struct {
 	Host  string // drain: the host; failback: only stores whose preferred master is there ("" all)
 	From  string // move: the replica that left the layout
 	Waves int    // upgrade of every store whose build changed (Store ""): stores at a time
+	// NoCanary leaves out the canary gates (a fleet where no message can
+	// be appended: the plan says so).
+	NoCanary bool
 }
 
 // Words is the command that makes the operation.
 func (o Op) Words() string {
+	if o.NoCanary {
+		c := o
+		c.NoCanary = false
+		return c.Words() + " --no-canary"
+	}
 	switch o.Kind {
 	case "failover":
 		s := "failover " + o.Store
@@ -181,6 +195,9 @@ func PlanOperation(ctx context.Context, c Config, o Op) (*operation.Plan, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.Words(), err)
 	}
+	if o.NoCanary {
+		operation.WithoutCanary(steps)
+	}
 	if steps != nil {
 		p.Steps = steps
 	}
@@ -307,6 +324,15 @@ func RunOperation(ctx context.Context, c Config, p *operation.Plan, log io.Write
 		fmt.Fprintf(log, "Resuming %s: %d of %d steps are done.\n", p.Operation, len(done), len(p.Steps))
 	}
 	r := &opRun{c: c, l: l, hs: hs, p: p, done: done, log: log, resume: resume, start: time.Now()}
+	for _, st := range p.Steps {
+		if st.Gate == operation.Canary && r.canary.User == "" {
+			values, err := secret.Resolve(l, []string{l.Replication.Password}, c.Getenv)
+			if err != nil {
+				return fmt.Errorf("the canary gates log in as %s: %w", l.Replication.Authname, err)
+			}
+			r.canary = canary.Config{User: l.Replication.Authname, Password: values[l.Replication.Password], Timeout: time.Minute}
+		}
+	}
 	for _, wave := range waves(p.Steps) {
 		if err := r.wave(ctx, wave); err != nil {
 			return err
@@ -363,6 +389,8 @@ type opRun struct {
 
 	applyMu sync.Mutex
 	applies map[string]*sync.Mutex // by host: one apply at a time takes a host's lock
+
+	canary canary.Config // how the canary gates log in
 }
 
 // applying serialises the apply steps of one host (each takes the host's
@@ -424,7 +452,11 @@ func (r *opRun) step(ctx context.Context, s *operation.Step) error {
 	if s.Do == operation.Apply {
 		defer r.applying(s.Host)()
 	}
-	if err := runStep(ctx, r.c, r.l, r.hs, s); err != nil {
+	err := runStep(ctx, r.c, r.l, r.hs, s)
+	if err == nil && s.Gate == operation.Canary {
+		err = r.canaryGate(ctx, s)
+	}
+	if err != nil {
 		return fmt.Errorf("step %d of %d failed (%s): %w\n%s: steps before %d are done, this one and those after are not; once the cause is fixed, resume with: %s",
 			s.N, n, s.Says, err, s.Store, s.N, r.resume)
 	}
@@ -435,6 +467,33 @@ func (r *opRun) step(ctx context.Context, s *operation.Step) error {
 	}
 	fmt.Fprintf(r.log, "[%d/%d] %s %s on %s: %s: ok (%s, %s in all)\n", s.N, n, s.Store, s.Slot, s.Host, s.Says,
 		time.Since(t).Round(time.Millisecond), time.Since(r.start).Round(time.Millisecond))
+	return nil
+}
+
+// canaryGate appends a message through the store's floating master
+// address and waits for it on every other slot of the store, which are
+// its replicas once the step is done.
+func (r *opRun) canaryGate(ctx context.Context, s *operation.Step) error {
+	st := r.l.Stores[s.Store]
+	master := net.JoinHostPort(st.IP.Master, strconv.Itoa(render.FloatingPort))
+	var replicas []string
+	for _, sn := range st.Slots() {
+		if sn != s.Slot {
+			slot := r.l.Slots[sn]
+			replicas = append(replicas, net.JoinHostPort(r.l.Hosts[slot.Host].Address, strconv.Itoa(slot.IMAPPort)))
+		}
+	}
+	took, err := canary.Check(ctx, master, replicas, r.canary)
+	if err != nil && !errors.Is(err, canary.ErrPrune) {
+		return fmt.Errorf("gate: %w", err)
+	}
+	var times []string
+	for _, rep := range replicas {
+		times = append(times, fmt.Sprintf("%s in %s", rep, took[rep].Round(time.Millisecond)))
+	}
+	r.mu.Lock()
+	fmt.Fprintf(r.log, "      canary through %s reached %s\n", master, strings.Join(times, ", "))
+	r.mu.Unlock()
 	return nil
 }
 

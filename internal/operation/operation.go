@@ -48,6 +48,9 @@ const (
 	NoGate  Gate = ""
 	Banner  Gate = "banner"  // the slot's IMAP banner names it
 	Drained Gate = "drained" // the master's log for the peer is empty
+	// Canary: a message appended through the store's floating master
+	// address reaches every replica of the store within a deadline.
+	Canary Gate = "canary"
 )
 
 // Step is one step of an operation.
@@ -184,7 +187,7 @@ func Failover(l *layout.Layout, st *layout.Store, lv Live, to string, force bool
 		add(&Step{Slot: m, Do: Start, Gate: Banner, Says: fmt.Sprintf("start %s on %s as replica", m, l.Slots[m].Host)})
 	}
 	if len(old) > 0 {
-		add(&Step{Slot: to, Do: Resume, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", to)})
+		add(&Step{Slot: to, Do: Resume, Gate: Canary, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", to)})
 	}
 	var warnings []string
 	if len(down) > 0 {
@@ -247,6 +250,20 @@ func Failback(l *layout.Layout, lv Live, host string) ([]*Step, error) {
 	return Number(steps), nil
 }
 
+// WithoutCanary turns every canary gate of steps into the gate the step
+// has without it (for fleets where no canary can be sent: --no-canary).
+func WithoutCanary(steps []*Step) {
+	for _, s := range steps {
+		if s.Gate != Canary {
+			continue
+		}
+		s.Gate = NoGate
+		if s.Do == Apply {
+			s.Gate = Banner
+		}
+	}
+}
+
 // Number gives steps their numbers, from 1.
 func Number(steps []*Step) []*Step {
 	for i, s := range steps {
@@ -306,6 +323,8 @@ func gateWords(s *Step) string {
 		return s.Slot + "'s IMAP banner answers"
 	case Drained:
 		return s.Slot + "'s log for " + s.Peer + " is empty"
+	case Canary:
+		return "a canary through " + s.Store + "'s floating master address reaches every replica"
 	}
 	return "none"
 }
@@ -397,7 +416,7 @@ func Move(l *layout.Layout, st *layout.Store, lv Live, from, to string) ([]*Step
 	add(&Step{Slot: to, Do: Apply, Gate: Banner, Says: fmt.Sprintf("create %s on %s and start it as a replica of %s", to, l.Slots[to].Host, st.Name)})
 	add(&Step{Slot: master, Do: Apply, Peer: from, Gate: Banner, Says: fmt.Sprintf("make %s replicate to %s as well as to %s (reload)", master, to, from)})
 	add(&Step{Slot: master, Do: FullSync, Peer: to, Gate: Drained, Says: fmt.Sprintf("copy every user of %s to %s (sync_client -A)", master, to)})
-	add(&Step{Slot: master, Do: Apply, Gate: Banner, Says: fmt.Sprintf("make %s replicate to %s only (reload)", master, to)})
+	add(&Step{Slot: master, Do: Apply, Gate: Canary, Says: fmt.Sprintf("make %s replicate to %s only (reload)", master, to)})
 	add(&Step{Slot: from, Do: Apply, Says: fmt.Sprintf("retire %s on %s: stop it and remove its config (its mail data stays)", from, old.Host)})
 	notes := []string{fmt.Sprintf("%s: once moved, %s's mail data stays on %s in %s and %s: reclaim it when you no longer need it", st.Name, from, old.Host, old.Meta, old.Data)}
 	return steps, notes, nil
@@ -444,7 +463,7 @@ func Upgrade(l *layout.Layout, st *layout.Store, lv Live, from, to *layout.Build
 	add(&Step{Slot: master, Do: Record, Role: layout.Replica, Says: fmt.Sprintf("record %s as replica", master)})
 	add(&Step{Slot: r, Do: Restart, Gate: Banner, Says: fmt.Sprintf("restart %s on %s as master, on %s", r, l.Slots[r].Host, to.Name)})
 	add(&Step{Slot: master, Do: Apply, Gate: Banner, Says: fmt.Sprintf("upgrade %s on %s to %s: write its files, start it as replica", master, l.Slots[master].Host, to.Name)})
-	add(&Step{Slot: r, Do: Resume, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", r)})
+	add(&Step{Slot: r, Do: Resume, Gate: Canary, Says: fmt.Sprintf("resume replication: restart %s's sync_client toward its replicas", r)})
 	// Back to the preferred master.
 	back := Live{Roles: map[string]layout.Role{}, Down: lv.Down}
 	for _, sn := range st.Slots() {
