@@ -153,3 +153,86 @@ func TestDrainFailback(t *testing.T) {
 		}
 	}
 }
+
+// killResume saves the operation planArgs make, runs it with cyrplan
+// apply killed (SIGKILL) after its n-th step, and runs it again: it must
+// resume after step n and finish, canary gate included.
+func killResume(t *testing.T, bin string, hostArgs []string, n int, planArgs ...string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "op.json")
+	if r := runBin(t, bin, append(append(planArgs, "--out", file), hostArgs...)...); r.code != 0 {
+		t.Fatalf("%s --out: exit %d\n%s%s", strings.Join(planArgs, " "), r.code, r.stdout, r.stderr)
+	}
+	apply := append([]string{"apply", file}, hostArgs...)
+	r := runBinKilled(t, bin, killAt{line: nthLine(stepLine, n)}, apply...)
+	if !r.killed {
+		t.Fatalf("%s: not killed after step %d (exit %d)\n%s%s", strings.Join(planArgs, " "), n, r.code, r.stdout, r.stderr)
+	}
+	t.Logf("%s: killed after %s", strings.Join(planArgs, " "), lastLine(r.stdout))
+	r = runBin(t, bin, apply...)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf(": %d of ", n)) || !strings.Contains(r.stdout, "Operation complete") {
+		t.Fatalf("%s resumed: exit %d\n%s%s", strings.Join(planArgs, " "), r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestOperationsKillResume: a drain, a failback, a rolling upgrade and a
+// slot move, each SIGKILLed in the middle, resume and finish; every
+// message is on every slot of the store at the end, and the config plan
+// is empty.
+func TestOperationsKillResume(t *testing.T) {
+	w := newWorld(t)
+	bin := buildCyrplan(t)
+	hostArgs := []string{"--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity}
+	if r := runBin(t, bin, append([]string{"apply", "--auto-approve", "--allow-dirty"}, hostArgs...)...); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	float := w.fleet.FloatingAddr(23)
+	w.fleet.FlushNeigh(float)
+	admin := dialIMAP(t, float+":143")
+	admin.do(t, "LOGIN cyrus x")
+	admin.do(t, "CREATE user/brong")
+	var sent []string
+	send := func(when string) {
+		t.Helper()
+		w.fleet.FlushNeigh(float)
+		eventually(t, 20*time.Second, "the floating master address answers", func() error {
+			_, err := floatingBanner(float)
+			return err
+		})
+		sent = append(sent, appendMessage(t, float+":143", "brong", when))
+	}
+	send("before")
+
+	killResume(t, bin, hostArgs, 3, "drain", "imap6")
+	send("after the drain")
+	killResume(t, bin, hostArgs, 9, "failback", "--all")
+	send("after the failback")
+
+	for _, h := range []string{"imap6", "imap3"} {
+		if _, err := w.fleet.Host(h).Exec(ctxTimeout(t, time.Minute), "cp -a /usr/lib/cyrus/. /usr/cyrusnew/"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.params.Pin23 = true
+	w.writeLayout()
+	killResume(t, bin, hostArgs, 6, "upgrade", "store23")
+	send("after the upgrade")
+
+	w.params.Replica23 = "slot508"
+	w.writeLayout()
+	if _, err := w.fleet.Host("imap5").Exec(ctxTimeout(t, time.Minute), "cp -a /usr/lib/cyrus/. /usr/cyrusnew/"); err != nil {
+		t.Fatal(err)
+	}
+	killResume(t, bin, hostArgs, 3, "move", "store23", "--from", "slot308", "--to", "slot508")
+	send("after the move")
+
+	for _, at := range []struct {
+		host string
+		part int
+	}{{"imap6", 8}, {"imap5", 8}} {
+		eventually(t, 30*time.Second, "every message on "+at.host, func() error { return wantMessages(t, w.addr(at.host, at.part), "brong", sent) })
+	}
+	if r := runBin(t, bin, append([]string{"plan", "--detailed-exitcode"}, hostArgs...)...); r.code != 0 {
+		t.Errorf("the config plan after the operations: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
