@@ -285,7 +285,11 @@ func TestWaitReplicaDown(t *testing.T) {
 	}
 	_, err = Wait(ctx(t), down, c, k)
 	var na *NotArrivedError
-	if !errors.As(err, &na) || na.Looks != 0 || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), down) {
+	// The port was closed; under load another test may have been given
+	// it since, and a listener that does not accept times the dial out:
+	// either way the replica never answered.
+	unanswered := strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "i/o timeout")
+	if !errors.As(err, &na) || na.Looks != 0 || !unanswered || !strings.Contains(err.Error(), down) {
 		t.Errorf("Wait on a closed port: %v", err)
 	}
 }
