@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -54,15 +53,7 @@ func (g *globals) operation(cmd *cobra.Command, o *opFlags, op fleet.Op) error {
 		return fmt.Errorf("--format %s: use text, json or markdown", o.format)
 	}
 	if o.save != "" {
-		file, err := os.OpenFile(o.save, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		if err := p.WriteJSON(file); err != nil {
-			file.Close()
-			return err
-		}
-		if err := file.Close(); err != nil {
+		if err := savePlan(o.save, p.WriteJSON); err != nil {
 			return err
 		}
 		if o.format == "text" {

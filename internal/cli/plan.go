@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -59,15 +60,7 @@ changed build or listen address, stop a removed slot (its mail is kept).`,
 				return err
 			}
 			if save != "" {
-				file, err := os.OpenFile(save, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-				if err != nil {
-					return err
-				}
-				if err := p.WriteJSON(file); err != nil {
-					file.Close()
-					return err
-				}
-				if err := file.Close(); err != nil {
+				if err := savePlan(save, p.WriteJSON); err != nil {
 					return err
 				}
 				if out.format == "text" {
@@ -93,4 +86,18 @@ changed build or listen address, stop a removed slot (its mail is kept).`,
 	cmd.Flags().StringVar(&out.artifact, "artifact", "the workflow run's artifacts", "where markdown says the full plan is when it is too long for a comment")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes")
 	return cmd
+}
+
+// savePlan writes a plan file (readable by its owner only: it names
+// hosts and hashes) with write, its JSON writer.
+func savePlan(name string, write func(io.Writer) error) error {
+	file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := write(file); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
 }
