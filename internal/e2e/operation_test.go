@@ -18,28 +18,9 @@ var stepLine = regexp.MustCompile(`^\[[0-9]+/[0-9]+\] `)
 // then has one master, and every message appended through the floating
 // master address before, between and after the runs is on both slots.
 func TestOperationKillResume(t *testing.T) {
-	w := newWorld(t)
-	bin := buildCyrplan(t)
-	hostArgs := []string{"--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity}
-	if r := runBin(t, bin, append([]string{"apply", "--auto-approve", "--allow-dirty"}, hostArgs...)...); r.code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	float := w.fleet.FloatingAddr(23)
-	w.fleet.FlushNeigh(float)
-	admin := dialIMAP(t, float+":143")
-	admin.do(t, "LOGIN cyrus x")
-	admin.do(t, "CREATE user/brong")
-	var sent []string
-	send := func(when string) {
-		t.Helper()
-		w.fleet.FlushNeigh(float)
-		eventually(t, 20*time.Second, "the floating master address answers", func() error {
-			_, err := floatingBanner(float)
-			return err
-		})
-		sent = append(sent, appendMessage(t, float+":143", "brong", when))
-	}
-	send("before the operations")
+	o := newOpWorld(t)
+	w, bin, hostArgs := o.w, o.bin, o.hostArgs
+	o.send("before the operations")
 
 	// Each failover of the store is killed after its n-th step, n = 1 to
 	// 6, alternating direction; the run after the kill resumes it.
@@ -64,7 +45,7 @@ func TestOperationKillResume(t *testing.T) {
 		if r := runBin(t, bin, apply...); r.code != 0 || !strings.Contains(r.stdout, "was applied already") {
 			t.Errorf("round %d: the finished operation run again: exit %d\n%s%s", n, r.code, r.stdout, r.stderr)
 		}
-		send(fmt.Sprintf("after round %d", n))
+		o.send(fmt.Sprintf("after round %d", n))
 	}
 
 	// One master, and every message on both slots.
@@ -73,7 +54,7 @@ func TestOperationKillResume(t *testing.T) {
 		t.Errorf("status after the operations: exit %d\n%s", code, out)
 	}
 	for _, s := range []struct{ host, slot string }{{"imap6", "slot608"}, {"imap3", "slot308"}} {
-		eventually(t, 30*time.Second, "every message on "+s.slot, func() error { return wantMessages(t, w.addr(s.host, 8), "brong", sent) })
+		eventually(t, 30*time.Second, "every message on "+s.slot, func() error { return wantMessages(t, w.addr(s.host, 8), "brong", o.sent) })
 	}
 }
 
@@ -154,6 +135,45 @@ func TestDrainFailback(t *testing.T) {
 	}
 }
 
+// opWorld is the world of the operation tests: the hosts applied with
+// the cyrplan binary, user/brong created on store23, and the Message-Ids
+// of what send appended through store23's floating master address.
+type opWorld struct {
+	w        *world
+	bin      string
+	hostArgs []string
+	float    string
+	sent     []string
+}
+
+func newOpWorld(t *testing.T) *opWorld {
+	t.Helper()
+	w := newWorld(t)
+	o := &opWorld{w: w, bin: buildCyrplan(t), float: w.fleet.FloatingAddr(23),
+		hostArgs: []string{"--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity}}
+	if r := runBin(t, o.bin, append([]string{"apply", "--auto-approve", "--allow-dirty"}, o.hostArgs...)...); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	w.fleet.FlushNeigh(o.float)
+	admin := dialIMAP(t, o.float+":143")
+	admin.do(t, "LOGIN cyrus x")
+	admin.do(t, "CREATE user/brong")
+	return o
+}
+
+// send appends a message to user/brong through the floating master
+// address, once it answers.
+func (o *opWorld) send(when string) {
+	t := o.w.t
+	t.Helper()
+	o.w.fleet.FlushNeigh(o.float)
+	eventually(t, 20*time.Second, "the floating master address answers", func() error {
+		_, err := floatingBanner(o.float)
+		return err
+	})
+	o.sent = append(o.sent, appendMessage(t, o.float+":143", "brong", when))
+}
+
 // killResume saves the operation planArgs make, runs it with cyrplan
 // apply killed (SIGKILL) after its n-th step, and runs it again: it must
 // resume after step n and finish, canary gate included.
@@ -180,33 +200,14 @@ func killResume(t *testing.T, bin string, hostArgs []string, n int, planArgs ...
 // message is on every slot of the store at the end, and the config plan
 // is empty.
 func TestOperationsKillResume(t *testing.T) {
-	w := newWorld(t)
-	bin := buildCyrplan(t)
-	hostArgs := []string{"--layout", w.layout, "--known-hosts", w.fleet.KnownHosts, "--identity", w.fleet.Identity}
-	if r := runBin(t, bin, append([]string{"apply", "--auto-approve", "--allow-dirty"}, hostArgs...)...); r.code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	float := w.fleet.FloatingAddr(23)
-	w.fleet.FlushNeigh(float)
-	admin := dialIMAP(t, float+":143")
-	admin.do(t, "LOGIN cyrus x")
-	admin.do(t, "CREATE user/brong")
-	var sent []string
-	send := func(when string) {
-		t.Helper()
-		w.fleet.FlushNeigh(float)
-		eventually(t, 20*time.Second, "the floating master address answers", func() error {
-			_, err := floatingBanner(float)
-			return err
-		})
-		sent = append(sent, appendMessage(t, float+":143", "brong", when))
-	}
-	send("before")
+	o := newOpWorld(t)
+	w, bin, hostArgs := o.w, o.bin, o.hostArgs
+	o.send("before")
 
 	killResume(t, bin, hostArgs, 3, "drain", "imap6")
-	send("after the drain")
+	o.send("after the drain")
 	killResume(t, bin, hostArgs, 9, "failback", "--all")
-	send("after the failback")
+	o.send("after the failback")
 
 	for _, h := range []string{"imap6", "imap3"} {
 		if _, err := w.fleet.Host(h).Exec(ctxTimeout(t, time.Minute), "cp -a /usr/lib/cyrus/. /usr/cyrusnew/"); err != nil {
@@ -216,7 +217,7 @@ func TestOperationsKillResume(t *testing.T) {
 	w.params.Pin23 = true
 	w.writeLayout()
 	killResume(t, bin, hostArgs, 6, "upgrade", "store23")
-	send("after the upgrade")
+	o.send("after the upgrade")
 
 	w.params.Replica23 = "slot508"
 	w.writeLayout()
@@ -224,13 +225,13 @@ func TestOperationsKillResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	killResume(t, bin, hostArgs, 3, "move", "store23", "--from", "slot308", "--to", "slot508")
-	send("after the move")
+	o.send("after the move")
 
 	for _, at := range []struct {
 		host string
 		part int
 	}{{"imap6", 8}, {"imap5", 8}} {
-		eventually(t, 30*time.Second, "every message on "+at.host, func() error { return wantMessages(t, w.addr(at.host, at.part), "brong", sent) })
+		eventually(t, 30*time.Second, "every message on "+at.host, func() error { return wantMessages(t, w.addr(at.host, at.part), "brong", o.sent) })
 	}
 	if r := runBin(t, bin, append([]string{"plan", "--detailed-exitcode"}, hostArgs...)...); r.code != 0 {
 		t.Errorf("the config plan after the operations: exit %d\n%s%s", r.code, r.stdout, r.stderr)
