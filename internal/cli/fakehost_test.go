@@ -147,6 +147,8 @@ func cmdSSHHosts(ts *testscript.TestScript, neg bool, args []string) {
 //	                               ... and print TEXT on stderr
 //	hostctl NAME reply SUBSTR TEXT commands containing SUBSTR print TEXT and exit 0
 //	hostctl NAME crash SLOT        the slot's master dies (its IMAP port closes)
+//	hostctl NAME nosync SLOT       the master slot's sync_client dies
+//	hostctl NAME sync SLOT         ... and runs again
 //	hostctl NAME running SLOT      succeeds if the slot's master runs (! for the opposite)
 //	hostctl NAME stalelock         a lock left by a cyrplan of this machine that was killed
 //	hostctl NAME install PREFIX    install a Cyrus build: PREFIX/bin/master and the tools
@@ -192,6 +194,10 @@ func cmdHostctl(ts *testscript.TestScript, neg bool, args []string) {
 		if !h.stop(rest[0]) {
 			ts.Fatalf("hostctl crash: %s does not run on %s", rest[0], h.name)
 		}
+	case (verb == "nosync" || verb == "sync") && len(rest) == 1:
+		h.mu.Lock()
+		h.syncStopped[rest[0]] = verb == "nosync"
+		h.mu.Unlock()
 	case verb == "running" && len(rest) == 1:
 		h.mu.Lock()
 		_, running := h.slots[rest[0]]
@@ -239,10 +245,12 @@ type fakeHost struct {
 	root *os.Root
 	srv  *transporttest.Server
 
-	mu      sync.Mutex
-	slots   map[string]*fakeSlot // running slot masters
-	replies []reply
-	pid     int
+	mu    sync.Mutex
+	slots map[string]*fakeSlot // running slot masters
+	// syncStopped are the master slots whose sync_client died.
+	syncStopped map[string]bool
+	replies     []reply
+	pid         int
 }
 
 // reply is a canned answer to the commands that contain substr: text on
@@ -283,7 +291,7 @@ func startFakeHost(name, dir, addr string, clientKey gossh.PublicKey) (*fakeHost
 	if err != nil {
 		return nil, err
 	}
-	h := &fakeHost{name: name, addr: addr, root: root, slots: map[string]*fakeSlot{}, pid: 4000}
+	h := &fakeHost{name: name, addr: addr, root: root, slots: map[string]*fakeSlot{}, syncStopped: map[string]bool{}, pid: 4000}
 	h.srv, err = transporttest.Start(dir, transporttest.WithListenAddr(addr), transporttest.WithClientKey(clientKey),
 		transporttest.WithExec(h.exec))
 	if err != nil {
@@ -301,6 +309,9 @@ func (h *fakeHost) close() {
 
 // exec runs one command of an SSH session.
 func (h *fakeHost) exec(_ context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) int {
+	if strings.HasPrefix(cmd, replicationPrefix) {
+		return h.replication(cmd, stdout)
+	}
 	words, err := shellWords(cmd)
 	if err != nil {
 		fmt.Fprintf(stderr, "sh: %v\n", err)
@@ -354,6 +365,44 @@ func rel(p string) string {
 func (h *fakeHost) executable(p string) bool {
 	fi, err := h.root.Stat(rel(p))
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// onhost.Replication's command: its first line, the sync logs it
+// counts, and the sync_client processes it looks for.
+const replicationPrefix = "procs=$(for p in /proc/"
+
+var (
+	replLogRE    = regexp.MustCompile(`(?m)^if \[ -s '([^']*)' \]; then echo log '([^']*)' `)
+	replClientRE = regexp.MustCompile(`(?m)grep -qF -- 'sync_client -C /etc/cyrus/([^/']*)/imapd.conf -r -n ([^' ]*) '`)
+)
+
+// replication answers onhost.Replication: a running slot recorded as
+// master runs a sync_client for each peer; a log's creation time is unknown (0), so
+// its age is the time since it was last written.
+func (h *fakeHost) replication(cmd string, stdout io.Writer) int {
+	for _, m := range replLogRE.FindAllStringSubmatch(cmd, -1) {
+		fi, err := h.root.Stat(rel(m[1]))
+		if err != nil || fi.Size() == 0 {
+			continue
+		}
+		data, _ := h.root.ReadFile(rel(m[1]))
+		fmt.Fprintf(stdout, "log %s %d 0 %d\n", m[2], strings.Count(string(data), "\n"), fi.ModTime().Unix())
+	}
+	for _, m := range replClientRE.FindAllStringSubmatch(cmd, -1) {
+		h.mu.Lock()
+		s := h.slots[m[1]]
+		h.mu.Unlock()
+		// The scripts fail over by writing role files: the recorded
+		// role, not the one the slot started in, says who replicates.
+		role, _ := h.root.ReadFile(rel("/var/lib/cyrplan/roles/" + m[1]))
+		run := 0
+		if s != nil && strings.TrimSpace(string(role)) != "replica" && !h.syncStopped[m[1]] {
+			run = 1
+		}
+		fmt.Fprintf(stdout, "client %s %d\n", m[2], run)
+	}
+	fmt.Fprintf(stdout, "now %d\n", time.Now().Unix())
+	return 0
 }
 
 // countLinesRE is onhost.CountLines's command.
@@ -452,6 +501,7 @@ func (h *fakeHost) imapAddr(vars map[string]string, role string) (string, error)
 
 func (h *fakeHost) start(slot, role string, vars map[string]string, stdout, stderr io.Writer) int {
 	h.mu.Lock()
+	delete(h.syncStopped, slot) // a master that starts starts its sync_client
 	if s := h.slots[slot]; s != nil {
 		h.mu.Unlock()
 		fmt.Fprintf(stdout, "%s: already running (pid %d)\n", slot, s.pid)

@@ -68,27 +68,29 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	return report(stderr, err)
+	return printError(stderr, err)
 }
 
-// report prints err once and returns its exit code.
-func report(stderr io.Writer, err error) int {
-	var lerrs layout.Errors
+// printError prints err once and returns its exit code: the code an
+// exitError carries (status and verify end with "unknown" when they
+// cannot run), else exitFailure.
+func printError(stderr io.Writer, err error) int {
+	code := exitFailure
 	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	var lerrs layout.Errors
 	switch {
 	case errors.As(err, &lerrs):
 		dir, _ := os.Getwd()
 		fmt.Fprint(stderr, lerrs.Format(dir))
 		fmt.Fprintf(stderr, "cyrplan: the layout has %d %s\n", len(lerrs), plural(len(lerrs), "error", "errors"))
-		return exitFailure
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "cyrplan: %v\n", ee.err)
-		}
-		return ee.code
+	case ee != nil && ee.err == nil:
+	default:
+		fmt.Fprintf(stderr, "cyrplan: %v\n", err)
 	}
-	fmt.Fprintf(stderr, "cyrplan: %v\n", err)
-	return exitFailure
+	return code
 }
 
 func newRootCommand(g *globals) *cobra.Command {
@@ -114,6 +116,8 @@ difference with what the hosts hold, and applies it safely.`,
 		newStatusCommand(g),
 		newRunCommand(g),
 		newLocateCommand(g),
+		newVerifyCommand(g),
+		newServeCommand(g),
 		newFailoverCommand(g),
 		newDrainCommand(g),
 		newFailbackCommand(g),

@@ -49,7 +49,7 @@ func TestOperationKillResume(t *testing.T) {
 	}
 
 	// One master, and every message on both slots.
-	out, _, code := w.cyrplan("status", "--json")
+	out, _, code := w.cyrplan("status", "--format", "json")
 	if code != 0 || strings.Count(out, `"currentMasters": [`) == 0 {
 		t.Errorf("status after the operations: exit %d\n%s", code, out)
 	}

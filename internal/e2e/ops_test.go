@@ -67,8 +67,9 @@ func TestFleetOperations(t *testing.T) {
 	appendMessage(t, float+":143", "brong", "after failover")
 	eventually(t, 20*time.Second, "second message on slot608, now the replica", func() error { return wantCount(t, w.addr("imap6", 8), "brong", 2) })
 
+	// Running backwards is a warning (exit 1): fail it back soon.
 	out, _, code = w.cyrplan("status")
-	if code != 0 || !strings.Contains(out, "MOVED:\nstore23   slot608 => slot308") {
+	if code != 1 || !strings.Contains(out, "MOVED:\nstore23   slot608 => slot308") {
 		t.Errorf("status after failover: exit %d\n%s", code, out)
 	}
 
@@ -176,8 +177,8 @@ func TestFleetOperations(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "start slot608 on imap6 as replica") {
 		t.Fatalf("bringing slot608 back as replica: exit %d\n%s%s", code, out, errOut)
 	}
-	out, _, code = w.cyrplan("status", "--json")
-	if code != 0 || !strings.Contains(out, `"currentMasters": [
+	out, _, code = w.cyrplan("status", "--format", "json")
+	if code != 1 || !strings.Contains(out, `"currentMasters": [
         "slot308"
       ]`) {
 		t.Errorf("status after slot608 came back as replica: exit %d\n%s", code, out)

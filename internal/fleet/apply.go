@@ -12,6 +12,7 @@ import (
 	"github.com/cyrplan/cyrplan/internal/apply"
 	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/plan"
+	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
 // StaleError is a saved plan that no longer says what an apply would do.
@@ -110,15 +111,14 @@ func (s *Session) appliedBy(saved *plan.Plan) string {
 // held goes to the errors.
 func (s *Session) lockAll(hs *Hosts) {
 	var mu sync.Mutex
-	parallel.Each(hs.Names(), s.c.parallelism(), func(n string) {
-		err := apply.Lock(context.Background(), hs.Conns[n], s.info, s.c.warn)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			hs.fail(n, err)
-			return
+	hs.each(s.c.parallelism(), func(n string, h transport.Host) error {
+		err := apply.Lock(context.Background(), h, s.info, s.c.warn)
+		if err == nil {
+			mu.Lock()
+			s.locked = append(s.locked, n)
+			mu.Unlock()
 		}
-		s.locked = append(s.locked, n)
+		return err
 	})
 }
 

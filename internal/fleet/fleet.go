@@ -197,6 +197,23 @@ func (hs *Hosts) fail(n string, err error) {
 	hs.Errs[n] = err
 }
 
+// each runs f on every connected host, at most n at once; a host f
+// fails on is moved to Errs (once all are done: f sees every host).
+func (hs *Hosts) each(n int, f func(name string, h transport.Host) error) {
+	var mu sync.Mutex
+	failed := map[string]error{}
+	parallel.Each(hs.Names(), n, func(name string) {
+		if err := f(name, hs.Conns[name]); err != nil {
+			mu.Lock()
+			failed[name] = err
+			mu.Unlock()
+		}
+	})
+	for name, err := range failed {
+		hs.fail(name, err)
+	}
+}
+
 // Names returns the connected hosts, sorted.
 func (hs *Hosts) Names() []string {
 	out := make([]string, 0, len(hs.Conns))
@@ -336,15 +353,14 @@ func (ld *Loaded) secretNames() []string {
 func (ld *Loaded) observe(ctx context.Context, c Config, hs *Hosts) map[string]*state.Host {
 	out := map[string]*state.Host{}
 	var mu sync.Mutex
-	parallel.Each(hs.Names(), c.parallelism(), func(n string) {
-		o, err := onhost.Observe(ctx, hs.Conns[n], ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n))
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			hs.fail(n, err)
-			return
+	hs.each(c.parallelism(), func(n string, h transport.Host) error {
+		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n))
+		if err == nil {
+			mu.Lock()
+			out[n] = o
+			mu.Unlock()
 		}
-		out[n] = o
+		return err
 	})
 	return out
 }

@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/cyrplan/cyrplan/internal/canary"
-	"github.com/cyrplan/cyrplan/internal/render"
-	"github.com/cyrplan/cyrplan/internal/secret"
 
 	"github.com/cyrplan/cyrplan/internal/health"
 	"github.com/cyrplan/cyrplan/internal/hostpath"
@@ -324,13 +320,9 @@ func RunOperation(ctx context.Context, c Config, p *operation.Plan, log io.Write
 		fmt.Fprintf(log, "Resuming %s: %d of %d steps are done.\n", p.Operation, len(done), len(p.Steps))
 	}
 	r := &opRun{c: c, l: l, hs: hs, p: p, done: done, log: log, resume: resume, start: time.Now()}
-	for _, st := range p.Steps {
-		if st.Gate == operation.Canary && r.canary.User == "" {
-			values, err := secret.Resolve(l, []string{l.Replication.Password}, c.Getenv)
-			if err != nil {
-				return fmt.Errorf("the canary gates log in as %s: %w", l.Replication.Authname, err)
-			}
-			r.canary = canary.Config{User: l.Replication.Authname, Password: values[l.Replication.Password], Timeout: time.Minute}
+	if slices.ContainsFunc(p.Steps, func(st *operation.Step) bool { return st.Gate == operation.Canary }) {
+		if r.canary, err = canaryLogin(l, c); err != nil {
+			return err
 		}
 	}
 	for _, wave := range waves(p.Steps) {
@@ -475,12 +467,11 @@ func (r *opRun) step(ctx context.Context, s *operation.Step) error {
 // its replicas once the step is done.
 func (r *opRun) canaryGate(ctx context.Context, s *operation.Step) error {
 	st := r.l.Stores[s.Store]
-	master := net.JoinHostPort(st.IP.Master, strconv.Itoa(render.FloatingPort))
+	master := floatIMAP(st)
 	var replicas []string
 	for _, sn := range st.Slots() {
 		if sn != s.Slot {
-			slot := r.l.Slots[sn]
-			replicas = append(replicas, net.JoinHostPort(r.l.Hosts[slot.Host].Address, strconv.Itoa(slot.IMAPPort)))
+			replicas = append(replicas, slotIMAP(r.l, sn))
 		}
 	}
 	took, err := canary.Check(ctx, master, replicas, r.canary)
@@ -560,7 +551,7 @@ func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *oper
 	case operation.Banner:
 		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		if err := health.Banner(hctx, fmt.Sprintf("%s:%d", l.Hosts[slot.Host].Address, slot.IMAPPort), s.Slot); err != nil {
+		if err := health.Banner(hctx, slotIMAP(l, s.Slot), s.Slot); err != nil {
 			return fmt.Errorf("gate: %s's banner does not answer: %w", s.Slot, err)
 		}
 	case operation.Drained:

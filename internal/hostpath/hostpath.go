@@ -84,3 +84,10 @@ func Backup(applyID, path string) string { return BackupDir + "/" + applyID + pa
 // Journal records the steps of the last operation that touched the host
 // that are done, so that the operation resumes where it stopped.
 const Journal = StateDir + "/journal.json"
+
+// Checks is where cyrplan keeps, on the host of a store's master, the
+// last canary and the last verify of the store (status shows them).
+func Checks(store string) string { return ChecksDir + "/" + store + ".json" }
+
+// ChecksDir holds the Checks files of a host.
+const ChecksDir = StateDir + "/checks"
