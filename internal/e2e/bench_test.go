@@ -3,15 +3,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cyrplan/cyrplan/internal/cli"
 	"github.com/cyrplan/cyrplan/internal/fleetgen"
 	"github.com/cyrplan/cyrplan/internal/fleetgen/populate"
+	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/testhosts"
 )
 
@@ -135,6 +144,7 @@ func BenchmarkSSH(b *testing.B) {
 				b.Fatalf("populate did not write slot101's imapd.conf with the secret: %v", err)
 			}
 			common := []string{"--layout", dir, "--known-hosts", fl.KnownHosts, "--identity", fl.Identity, "--parallelism", fmt.Sprint(hosts)}
+			b.Run("floor", func(b *testing.B) { benchFloor(b, fl, dir, names) })
 			b.Run("plan", func(b *testing.B) {
 				for b.Loop() {
 					out := runCLI(b, 0, append([]string{"plan", "--detailed-exitcode"}, common...)...)
@@ -155,4 +165,68 @@ func BenchmarkSSH(b *testing.B) {
 			})
 		})
 	}
+}
+
+// benchFloor is the physical floor of a no-change plan: from one
+// process, connect to every host at once (x/crypto/ssh, the same key and
+// known_hosts), run one command that hashes every managed path of the
+// host, and read its answer. Nothing is parsed, compared or rendered.
+func benchFloor(b *testing.B, fl *testhosts.Fleet, dir string, names []string) {
+	l, err := layout.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tree := render.Render(l)
+	key, err := os.ReadFile(fl.Identity)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	known, err := knownhosts.New(fl.KnownHosts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmds := map[string]string{}
+	for _, n := range names {
+		var c strings.Builder
+		c.WriteString("sha256sum --")
+		for _, f := range tree.Hosts[n].Files {
+			c.WriteString(" " + shell.Quote(f.Path))
+		}
+		cmds[n] = c.String()
+	}
+	cfg := &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: known}
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make([]error, len(names))
+		for i, n := range names {
+			wg.Go(func() {
+				c, err := gossh.Dial("tcp", net.JoinHostPort(fl.Host(n).Addr, "22"), cfg)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer c.Close()
+				s, err := c.NewSession()
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer s.Close()
+				out, err := s.Output(cmds[n])
+				if err == nil && bytes.Count(out, []byte("\n")) != len(tree.Hosts[n].Files) {
+					err = fmt.Errorf("%s: %d lines of hashes for %d files", n, bytes.Count(out, []byte("\n")), len(tree.Hosts[n].Files))
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(names)*8), "slots")
 }

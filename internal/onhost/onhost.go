@@ -55,11 +55,38 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		}
 	}
 
+	wantFile := map[string]*render.File{}
+	for i := range want.Files {
+		wantFile[want.Files[i].Path] = &want.Files[i]
+	}
+	paths := make([]string, 0, len(rendered)+len(want.Dirs)+len(slots))
+	for p := range rendered {
+		paths = append(paths, p)
+	}
+	for _, d := range want.Dirs {
+		paths = append(paths, d.Path)
+	}
+	for s := range slots {
+		paths = append(paths, hostpath.Named(s).RoleFile)
+	}
+	ob, err := observeAll(ctx, h, paths, prefixes)
+	if errors.Is(err, errNoObserve) {
+		ob = nil
+	} else if err != nil {
+		return nil, err
+	}
+
 	var (
 		mu   sync.Mutex
 		jobs []func() error
 	)
 	for p := range rendered {
+		if ob != nil {
+			if f := fromObserved(ob.paths[p], wantFile[p], rendered[p]); f != nil {
+				o.Files[p] = f
+				continue
+			}
+		}
 		jobs = append(jobs, func() error {
 			f, err := readFile(ctx, h, p, rendered[p])
 			mu.Lock()
@@ -69,24 +96,30 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		})
 	}
 	for _, d := range want.Dirs {
+		if ob != nil {
+			o.Dirs[d.Path] = dirOf(ob.paths[d.Path].fileInfo(), ob.paths[d.Path].exists)
+			continue
+		}
 		jobs = append(jobs, func() error {
 			fi, err := h.Lstat(ctx, d.Path)
-			od := &state.Dir{}
-			switch {
-			case err == nil && fi.IsDir:
-				od.Exists, od.Mode = true, fi.Mode.Perm()
-			case err == nil:
-				od.Problem = transport.Kind(fi.Mode) + " stands where cyrplan manages a directory"
-			case !errors.Is(err, fs.ErrNotExist):
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			mu.Lock()
-			o.Dirs[d.Path] = od
+			o.Dirs[d.Path] = dirOf(fi, err == nil)
 			mu.Unlock()
 			return nil
 		})
 	}
 	for s := range slots {
+		if ob != nil {
+			if st := ob.paths[hostpath.Named(s).RoleFile]; !st.exists {
+				continue
+			} else if r, ok := roleHashes[st.sha256]; ok {
+				o.Roles[s] = r
+				continue
+			}
+		}
 		jobs = append(jobs, func() error {
 			r, ok, err := ReadRole(ctx, h, s)
 			if ok {
@@ -100,6 +133,10 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	if err := runParallel(jobs, 16); err != nil {
 		return nil, err
 	}
+	if ob != nil {
+		o.Exec, o.Builds = true, ob.builds
+		return o, nil
+	}
 	o.Exec = true
 	for _, prefix := range prefixes {
 		b, err := checkBuild(ctx, h, prefix)
@@ -112,6 +149,58 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	return o, nil
 }
 
+// roleHashes are the SHA-256 of the role files cyrplan writes (and of
+// what ReadRole takes for them): a role file with another hash is read.
+var roleHashes = map[string]layout.Role{
+	state.Hash([]byte("master\n")):  layout.Master,
+	state.Hash([]byte("master")):    layout.Master,
+	state.Hash([]byte("replica\n")): layout.Replica,
+	state.Hash([]byte("replica")):   layout.Replica,
+}
+
+// fromObserved is the state of a managed file from what the observe
+// command said of it, or nil when it must be read: it holds secrets,
+// differs from its rendering, or changed while it was hashed.
+func fromObserved(s statLine, want *render.File, known []byte) *state.File {
+	if !s.exists {
+		return &state.File{}
+	}
+	fi := s.fileInfo()
+	if what := fileProblem(fi); what != "" {
+		return &state.File{Problem: what}
+	}
+	if want == nil || len(want.Secrets) > 0 || s.sha256 == "" || s.sha256 != want.SHA256 {
+		return nil
+	}
+	data := secret.Redact(known, want.Content)
+	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}
+}
+
+// fileProblem is why cyrplan will not read what Lstat described as a
+// managed file, "" if it will.
+func fileProblem(fi transport.FileInfo) string {
+	if err := transport.CheckReadable(fi); err != nil {
+		if fi.Mode.IsRegular() {
+			return "the file is too large to be one cyrplan wrote"
+		}
+		return transport.Kind(fi.Mode) + " stands where cyrplan manages a file"
+	}
+	return ""
+}
+
+// dirOf is a managed directory as Lstat described it (exists false: there
+// is nothing).
+func dirOf(fi transport.FileInfo, exists bool) *state.Dir {
+	od := &state.Dir{}
+	switch {
+	case exists && fi.IsDir:
+		od.Exists, od.Mode = true, fi.Mode.Perm()
+	case exists:
+		od.Problem = transport.Kind(fi.Mode) + " stands where cyrplan manages a directory"
+	}
+	return od
+}
+
 // readFile reads a managed file without following a link or opening
 // anything but a regular file of a sane size: anything else is a Problem.
 func readFile(ctx context.Context, h transport.Host, path string, known []byte) (*state.File, error) {
@@ -122,11 +211,7 @@ func readFile(ctx context.Context, h transport.Host, path string, known []byte) 
 	if err != nil {
 		return &state.File{}, err
 	}
-	if err := transport.CheckReadable(fi); err != nil {
-		what := transport.Kind(fi.Mode) + " stands where cyrplan manages a file"
-		if fi.Mode.IsRegular() {
-			what = "the file is too large to be one cyrplan wrote"
-		}
+	if what := fileProblem(fi); what != "" {
 		return &state.File{Problem: what}, nil
 	}
 	data, err := h.ReadFile(ctx, path)

@@ -1,0 +1,179 @@
+package onhost
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/state"
+	"github.com/cyrplan/cyrplan/internal/transport"
+	"github.com/cyrplan/cyrplan/internal/transport/local"
+)
+
+// shellHost is the machine's own filesystem as a host that runs
+// commands with sh, counting the files read over the transport.
+type shellHost struct {
+	transport.Host
+	mu    sync.Mutex
+	reads []string
+}
+
+func (h *shellHost) Run(ctx context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) error {
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Stdout, c.Stderr = stdout, stderr
+	return c.Run()
+}
+
+func (h *shellHost) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	h.mu.Lock()
+	h.reads = append(h.reads, path)
+	h.mu.Unlock()
+	return h.Host.ReadFile(ctx, path)
+}
+
+func rendered(path, content string, secrets ...string) render.File {
+	return render.File{Path: path, Mode: 0o644, Content: []byte(content), Slot: "slot-observe-test", Secrets: secrets, SHA256: state.Hash([]byte(content))}
+}
+
+// One command observes what a plan needs; only files that differ from
+// their rendering or hold secrets are read; and the result is exactly
+// what observing over the transport alone gives.
+func TestObserveOneCommand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	same := write("same.conf", "a: 1\n", 0o640)
+	changed := write("changed.conf", "b: 2\n", 0o644)
+	secretFile := write("secret.conf", "sync_password: hunter2\n", 0o600)
+	write("target", "c: 3\n", 0o644)
+	link := filepath.Join(dir, "link.conf")
+	if err := os.Symlink(filepath.Join(dir, "target"), link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.conf")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "d1"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	notDir := write("d3", "", 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, "pfx", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("pfx/bin/master", "#!/bin/sh\n", 0o755)
+
+	want := &render.Host{Name: "h", Files: []render.File{
+		rendered(same, "a: 1\n"),
+		rendered(changed, "b: 3\n"),
+		rendered(secretFile, "sync_password: <<secret:replication>>\n", "replication"),
+		rendered(filepath.Join(dir, "missing.conf"), "d: 4\n"),
+		rendered(link, "c: 3\n"),
+		rendered(fifo, "e: 5\n"),
+	}, Dirs: []render.Dir{{Path: filepath.Join(dir, "d1")}, {Path: filepath.Join(dir, "d2")}, {Path: notDir}}}
+	prefixes := []string{filepath.Join(dir, "pfx"), filepath.Join(dir, "nopfx")}
+
+	ctx := context.Background()
+	sh := &shellHost{Host: local.New("/", "")}
+	defer sh.Close()
+	fast, err := Observe(ctx, sh, want, prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := local.New("/", "")
+	defer plain.Close()
+	slow, err := Observe(ctx, plain, want, prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The transport alone cannot check builds; the command can.
+	if slow.Exec || !fast.Exec {
+		t.Errorf("Exec: over the transport %v, by the command %v", slow.Exec, fast.Exec)
+	}
+	if fast.Builds[prefixes[0]] != state.BuildPresent || fast.Builds[prefixes[1]] != state.BuildMissing {
+		t.Errorf("builds: %v", fast.Builds)
+	}
+	slow.Exec, slow.Builds = fast.Exec, fast.Builds
+	if !reflect.DeepEqual(fast, slow) {
+		t.Errorf("observed by one command:\n%+v\nover the transport:\n%+v", fast, slow)
+		for p, f := range fast.Files {
+			if !reflect.DeepEqual(f, slow.Files[p]) {
+				t.Errorf("%s: %+v vs %+v", p, f, slow.Files[p])
+			}
+		}
+	}
+	var inDir []string
+	for _, r := range sh.reads {
+		if strings.HasPrefix(r, dir) {
+			inDir = append(inDir, r)
+		}
+	}
+	if strings.Join(inDir, " ") != changed+" "+secretFile && strings.Join(inDir, " ") != secretFile+" "+changed {
+		t.Errorf("files read over the transport: %v; want only %s and %s", inDir, changed, secretFile)
+	}
+	if f := fast.Files[same]; !f.Exists || f.Mode != 0o640 || !bytes.Equal(f.Content, []byte("a: 1\n")) {
+		t.Errorf("the unchanged file: %+v", f)
+	}
+	if fast.Files[link].Problem == "" || fast.Files[fifo].Problem == "" || fast.Dirs[notDir].Problem == "" {
+		t.Errorf("a link, a FIFO, a file for a directory: %+v %+v %+v", fast.Files[link], fast.Files[fifo], fast.Dirs[notDir])
+	}
+}
+
+// Anything but the command's complete answer falls back to observing
+// over the transport.
+func TestParseObservedIncomplete(t *testing.T) {
+	paths, prefixes := []string{"/a", "/b"}, []string{"/usr"}
+	sum := strings.Repeat("0", 64)
+	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nend\n"
+	ob, err := parseObserved(full, paths, prefixes)
+	if err != nil {
+		t.Fatalf("a complete answer: %v", err)
+	}
+	if a, b := ob.paths["/a"], ob.paths["/b"]; !a.exists || a.sha256 != sum || a.size != 5 || b.exists {
+		t.Errorf("parsed: /a %+v, /b %+v", a, b)
+	}
+	// A file that changed between the two stats has no hash.
+	ob, err = parseObserved(strings.Replace(full, "p 81a4 5 7", "p 81a4 6 7", 1), paths, prefixes)
+	if err != nil || ob.paths["/a"].sha256 != "" || !ob.paths["/a"].exists {
+		t.Errorf("a file that changed while hashed: %+v, %v", ob.paths["/a"], err)
+	}
+	for _, out := range []string{
+		"",
+		"cyrplan-observe notools\n",
+		strings.TrimSuffix(full, "end\n"),
+		strings.Replace(full, "b 1 /usr\n", "", 1),
+		strings.Replace(full, sum, "abc", 1),
+		strings.Replace(full, "o 81a4", "o zz", 1),
+		strings.Replace(full, "end\n", "surprise\nend\n", 1),
+		strings.Replace(full, "hashes\n", "", 1),
+	} {
+		if _, err := parseObserved(out, paths, prefixes); err != errNoObserve {
+			t.Errorf("parseObserved(%q): %v, want errNoObserve", out, err)
+		}
+	}
+}
+
+func TestStatLineMode(t *testing.T) {
+	for raw, kind := range map[uint32]string{
+		0o100644: "a regular file", 0o040755: "a directory", 0o120777: "a symbolic link",
+		0o010644: "a named pipe", 0o140755: "a socket", 0o060660: "a device", 0o020666: "a device",
+	} {
+		if got := transport.Kind(statLine{raw: raw}.mode()); got != kind {
+			t.Errorf("%o: %s, want %s", raw, got, kind)
+		}
+	}
+}
