@@ -307,7 +307,7 @@ func (ld *Loaded) plan(ctx context.Context, c Config, secrets Secrets, id string
 	if lock != nil {
 		lock(hs)
 	}
-	obs := ld.observe(ctx, c, hs)
+	obs := ld.observe(ctx, c, hs, values)
 	if id == "" {
 		id = NewID(time.Now())
 	}
@@ -350,11 +350,11 @@ func (ld *Loaded) secretNames() []string {
 
 // observe reads every connected host in parallel; a host that fails is
 // moved to Errs.
-func (ld *Loaded) observe(ctx context.Context, c Config, hs *Hosts) map[string]*state.Host {
+func (ld *Loaded) observe(ctx context.Context, c Config, hs *Hosts, values secret.Values) map[string]*state.Host {
 	out := map[string]*state.Host{}
 	var mu sync.Mutex
 	hs.each(c.parallelism(), func(n string, h transport.Host) error {
-		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n))
+		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n), values)
 		if err == nil {
 			mu.Lock()
 			out[n] = o

@@ -3,12 +3,14 @@ package onhost
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/shell"
 	"github.com/cyrplan/cyrplan/internal/state"
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -62,8 +64,29 @@ func (s statLine) fileInfo() transport.FileInfo {
 
 // observed is what the command reported.
 type observed struct {
-	paths  map[string]statLine
-	builds map[string]state.Build
+	paths        map[string]statLine
+	builds       map[string]state.Build
+	manifest     manifestState
+	manifestData []byte
+}
+
+// manifestState is what the command found at hostpath.Manifest.
+type manifestState int
+
+const (
+	manifestUnread manifestState = iota // not a regular file of a sane size: read it over the transport, which says why
+	manifestNone                        // there is none
+	manifestRead                        // manifestData is its content
+)
+
+// path is what the command said of p, and whether it was asked (never
+// on a nil observed: the host was not observed by the command).
+func (ob *observed) path(p string) (statLine, bool) {
+	if ob == nil {
+		return statLine{}, false
+	}
+	s, ok := ob.paths[p]
+	return s, ok
 }
 
 const observeHeader = "cyrplan-observe 1"
@@ -77,7 +100,7 @@ const observeHeader = "cyrplan-observe 1"
 // the command.
 func observeScript(paths, prefixes []string) string {
 	var b strings.Builder
-	b.WriteString("command -v stat sha256sum timeout >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
+	b.WriteString("command -v stat sha256sum timeout base64 >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
 	b.WriteString("echo " + observeHeader + "\nset --")
 	for _, p := range paths {
 		b.WriteString(" " + shell.Quote(p))
@@ -92,6 +115,11 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 		q := shell.Quote(p)
 		fmt.Fprintf(&b, "if test -x %s/bin/master; then echo b 1 %s; else echo b 0 %s; fi\n", q, q, q)
 	}
+	// The manifest, in base64 (one over MaxReadSize is read over the
+	// transport, which refuses it).
+	m := shell.Quote(hostpath.Manifest)
+	fmt.Fprintf(&b, "if [ ! -e %s ] && [ ! -L %s ]; then echo m none; elif [ -f %s ] && [ ! -L %s ]; then echo \"m $(base64 -w0 -- %s)\"; else echo m other; fi\n",
+		m, m, m, m, m)
 	b.WriteString("echo end\n")
 	return b.String()
 }
@@ -118,7 +146,7 @@ func observeAll(ctx context.Context, h transport.Host, paths, prefixes []string)
 // answer (every build, and the end) is errNoObserve.
 func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
+	sc.Buffer(nil, transport.MaxReadSize/3*4+64)
 	if !sc.Scan() || sc.Text() != observeHeader {
 		return nil, errNoObserve
 	}
@@ -130,7 +158,7 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 	first, again := map[string]stat{}, map[string]stat{}
 	hashes := map[string]string{}
 	ob := &observed{paths: map[string]statLine{}, builds: map[string]state.Build{}}
-	section, ended := "o", false
+	section, ended, manifestSeen := "o", false, false
 	for sc.Scan() && !ended {
 		line := sc.Text()
 		switch {
@@ -159,6 +187,22 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 				into = again
 			}
 			into[f[4]] = stat{uint32(raw), size, f[3]}
+		case strings.HasPrefix(line, "m ") && section == "again":
+			switch v := line[2:]; v {
+			case "none":
+				ob.manifest = manifestNone
+			case "other":
+				ob.manifest = manifestUnread
+			default:
+				data, err := base64.StdEncoding.DecodeString(v)
+				if err != nil {
+					return nil, errNoObserve
+				}
+				if len(data) <= transport.MaxReadSize {
+					ob.manifest, ob.manifestData = manifestRead, data
+				}
+			}
+			manifestSeen = true
 		case strings.HasPrefix(line, "b ") && section == "again":
 			f := strings.SplitN(line, " ", 3)
 			if len(f) != 3 {
@@ -172,7 +216,7 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 			return nil, errNoObserve
 		}
 	}
-	if !ended || len(ob.builds) != len(dedup(prefixes)) {
+	if !ended || !manifestSeen || len(ob.builds) != len(dedup(prefixes)) {
 		return nil, errNoObserve
 	}
 	for _, p := range paths {

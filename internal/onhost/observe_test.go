@@ -3,17 +3,20 @@ package onhost
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/cyrplan/cyrplan/internal/render"
+	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/state"
 	"github.com/cyrplan/cyrplan/internal/transport"
 	"github.com/cyrplan/cyrplan/internal/transport/local"
@@ -90,13 +93,13 @@ func TestObserveOneCommand(t *testing.T) {
 	ctx := context.Background()
 	sh := &shellHost{Host: local.New("/", "")}
 	defer sh.Close()
-	fast, err := Observe(ctx, sh, want, prefixes)
+	fast, err := Observe(ctx, sh, want, prefixes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain := local.New("/", "")
 	defer plain.Close()
-	slow, err := Observe(ctx, plain, want, prefixes)
+	slow, err := Observe(ctx, plain, want, prefixes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +128,36 @@ func TestObserveOneCommand(t *testing.T) {
 	if strings.Join(inDir, " ") != changed+" "+secretFile && strings.Join(inDir, " ") != secretFile+" "+changed {
 		t.Errorf("files read over the transport: %v; want only %s and %s", inDir, changed, secretFile)
 	}
+	// With the secrets the plan renders with, a file holding them that
+	// is its filled rendering need not be read either.
+	sh.reads = nil
+	withSecrets, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "hunter2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(withSecrets, fast) {
+		t.Errorf("observed with the secrets:\n%+v\nwithout:\n%+v", withSecrets, fast)
+	}
+	inDir = nil
+	for _, r := range sh.reads {
+		if strings.HasPrefix(r, dir) {
+			inDir = append(inDir, r)
+		}
+	}
+	if len(inDir) != 1 || inDir[0] != changed {
+		t.Errorf("files read with the secrets known: %v; want only %s", inDir, changed)
+	}
+	// Another value (the secret was rotated since): read, and redacted.
+	sh.reads = nil
+	if _, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "new-pw"}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(sh.reads, secretFile) {
+		t.Errorf("a file holding an old secret was not read: %v", sh.reads)
+	}
+	if f := fast.Files[secretFile]; strings.Contains(string(f.Content), "hunter2") {
+		t.Errorf("the secret in the observed state: %q", f.Content)
+	}
 	if f := fast.Files[same]; !f.Exists || f.Mode != 0o640 || !bytes.Equal(f.Content, []byte("a: 1\n")) {
 		t.Errorf("the unchanged file: %+v", f)
 	}
@@ -138,7 +171,7 @@ func TestObserveOneCommand(t *testing.T) {
 func TestParseObservedIncomplete(t *testing.T) {
 	paths, prefixes := []string{"/a", "/b"}, []string{"/usr"}
 	sum := strings.Repeat("0", 64)
-	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nend\n"
+	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nm none\nend\n"
 	ob, err := parseObserved(full, paths, prefixes)
 	if err != nil {
 		t.Fatalf("a complete answer: %v", err)
@@ -151,9 +184,20 @@ func TestParseObservedIncomplete(t *testing.T) {
 	if err != nil || ob.paths["/a"].sha256 != "" || !ob.paths["/a"].exists {
 		t.Errorf("a file that changed while hashed: %+v, %v", ob.paths["/a"], err)
 	}
+	// The manifest comes along, base64; anything but a regular file is
+	// read over the transport, which says what is wrong.
+	ob, err = parseObserved(strings.Replace(full, "m none", "m "+base64.StdEncoding.EncodeToString([]byte(`{"format":1}`)), 1), paths, prefixes)
+	if err != nil || ob.manifest != manifestRead || string(ob.manifestData) != `{"format":1}` {
+		t.Errorf("a manifest: %+v, %v", ob, err)
+	}
+	if ob, err = parseObserved(strings.Replace(full, "m none", "m other", 1), paths, prefixes); err != nil || ob.manifest != manifestUnread {
+		t.Errorf("a manifest that is not a regular file: %+v, %v", ob, err)
+	}
 	for _, out := range []string{
 		"",
 		"cyrplan-observe notools\n",
+		strings.Replace(full, "m none\n", "", 1),
+		strings.Replace(full, "m none", "m !!!", 1),
 		strings.TrimSuffix(full, "end\n"),
 		strings.Replace(full, "b 1 /usr\n", "", 1),
 		strings.Replace(full, sum, "abc", 1),

@@ -23,45 +23,22 @@ import (
 )
 
 // Observe reads from h everything a plan for want needs. prefixes are
-// the build prefixes its slots run from.
-func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string) (*state.Host, error) {
+// the build prefixes its slots run from; values, when not nil, are the
+// secrets the plan renders with (a file holding them whose hash is that
+// of its filled rendering need not be read).
+func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string, values secret.Values) (*state.Host, error) {
 	o := &state.Host{Name: h.Name(), Files: map[string]*state.File{}, Dirs: map[string]*state.Dir{},
 		Roles: map[string]layout.Role{}, Builds: map[string]state.Build{}}
-	m, err := ReadManifest(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	o.Manifest = m
-
-	// What each file's secrets are redacted against: its rendered content
-	// and the marker lines cyrplan recorded when it wrote it (a slot that
-	// left its store no longer renders the line of its password).
-	rendered := map[string][]byte{}
-	if m != nil {
-		for p, mf := range m.Files {
-			rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
-		}
-	}
-	for _, f := range want.Files {
-		rendered[f.Path] = append(append(slices.Clip(f.Content), '\n'), rendered[f.Path]...)
-	}
+	// The command is asked about what the layout renders here; the
+	// files and slots only the manifest names (they left the layout) are
+	// read over the transport.
 	slots := map[string]bool{}
-	for _, f := range want.Files {
-		slots[f.Slot] = true
-	}
-	if m != nil {
-		for _, s := range m.Slots {
-			slots[s] = true
-		}
-	}
-
 	wantFile := map[string]*render.File{}
-	for i := range want.Files {
-		wantFile[want.Files[i].Path] = &want.Files[i]
-	}
-	paths := make([]string, 0, len(rendered)+len(want.Dirs)+len(slots))
-	for p := range rendered {
-		paths = append(paths, p)
+	paths := make([]string, 0, len(want.Files)+len(want.Dirs))
+	for i, f := range want.Files {
+		slots[f.Slot] = true
+		wantFile[f.Path] = &want.Files[i]
+		paths = append(paths, f.Path)
 	}
 	for _, d := range want.Dirs {
 		paths = append(paths, d.Path)
@@ -75,14 +52,42 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	} else if err != nil {
 		return nil, err
 	}
+	var m *state.Manifest
+	if ob != nil && ob.manifest != manifestUnread {
+		if ob.manifest == manifestRead {
+			m, err = decodeManifest(h, ob.manifestData)
+		}
+	} else {
+		m, err = ReadManifest(ctx, h)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.Manifest = m
+
+	// What each file's secrets are redacted against: its rendered content
+	// and the marker lines cyrplan recorded when it wrote it (a slot that
+	// left its store no longer renders the line of its password).
+	rendered := map[string][]byte{}
+	if m != nil {
+		for p, mf := range m.Files {
+			rendered[p] = []byte(strings.Join(mf.SecretLines, "\n"))
+		}
+		for _, s := range m.Slots {
+			slots[s] = true
+		}
+	}
+	for _, f := range want.Files {
+		rendered[f.Path] = append(append(slices.Clip(f.Content), '\n'), rendered[f.Path]...)
+	}
 
 	var (
 		mu   sync.Mutex
 		jobs []func() error
 	)
 	for p := range rendered {
-		if ob != nil {
-			if f := fromObserved(ob.paths[p], wantFile[p], rendered[p]); f != nil {
+		if st, asked := ob.path(p); asked {
+			if f := fromObserved(st, wantFile[p], rendered[p], values); f != nil {
 				o.Files[p] = f
 				continue
 			}
@@ -112,8 +117,8 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		})
 	}
 	for s := range slots {
-		if ob != nil {
-			if st := ob.paths[hostpath.Named(s).RoleFile]; !st.exists {
+		if st, asked := ob.path(hostpath.Named(s).RoleFile); asked {
+			if !st.exists {
 				continue
 			} else if r, ok := roleHashes[st.sha256]; ok {
 				o.Roles[s] = r
@@ -159,9 +164,11 @@ var roleHashes = map[string]layout.Role{
 }
 
 // fromObserved is the state of a managed file from what the observe
-// command said of it, or nil when it must be read: it holds secrets,
-// differs from its rendering, or changed while it was hashed.
-func fromObserved(s statLine, want *render.File, known []byte) *state.File {
+// command said of it, or nil when it must be read: it differs from its
+// rendering (with values filled in, if it holds secrets and values are
+// known), or changed while it was hashed. What it returns is what
+// readFile would: the host's content is that rendering, redacted.
+func fromObserved(s statLine, want *render.File, known []byte, values secret.Values) *state.File {
 	if !s.exists {
 		return &state.File{}
 	}
@@ -169,10 +176,32 @@ func fromObserved(s statLine, want *render.File, known []byte) *state.File {
 	if what := fileProblem(fi); what != "" {
 		return &state.File{Problem: what}
 	}
-	if want == nil || len(want.Secrets) > 0 || s.sha256 == "" || s.sha256 != want.SHA256 {
+	if want == nil || s.sha256 == "" {
 		return nil
 	}
-	data := secret.Redact(known, want.Content)
+	content := want.Content
+	if len(want.Secrets) > 0 {
+		if values == nil {
+			return nil
+		}
+		filled, err := values.Fill(want.Content)
+		if err != nil {
+			return nil
+		}
+		content = filled
+	}
+	if len(want.Secrets) == 0 && !secret.HasMarker(known) {
+		// Redact would leave content alone: every line of it is known
+		// and no line of known is a secret's.
+		if want.SHA256 != s.sha256 {
+			return nil
+		}
+		return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: want.Content, SHA256: want.SHA256}
+	}
+	if state.Hash(content) != s.sha256 {
+		return nil
+	}
+	data := secret.Redact(known, content)
 	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}
 }
 
@@ -248,6 +277,11 @@ func ReadManifest(ctx context.Context, h transport.Host) (*state.Manifest, error
 	if err != nil {
 		return nil, err
 	}
+	return decodeManifest(h, data)
+}
+
+// decodeManifest decodes the manifest h holds.
+func decodeManifest(h transport.Host, data []byte) (*state.Manifest, error) {
 	m, err := state.DecodeManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s:%s: %v; cyrplan does not trust it: move it away to start over (the next plan then takes every file as new)",

@@ -72,6 +72,9 @@ func Known(l *layout.Layout, getenv func(string) string) Values {
 	return v
 }
 
+// HasMarker says whether content holds a secret's marker.
+func HasMarker(content []byte) bool { return markerRE.Match(content) }
+
 // Fill replaces every marker in content with its value.
 func (v Values) Fill(content []byte) ([]byte, error) {
 	var err error

@@ -82,8 +82,11 @@ type Host struct {
 	cfg      Config
 	where    string // "imap6 (10.200.0.12)", the prefix of every error
 	client   *gossh.Client
-	sftp     *sftp.Client
 	sessions chan struct{} // a token per running command
+
+	sftpOnce sync.Once
+	sftp     *sftp.Client // once startSFTP succeeded
+	sftpErr  error
 
 	idsMu sync.Mutex
 	ids   *ids // user and group ids, read once; see owner.go
@@ -94,7 +97,7 @@ type Host struct {
 }
 
 // Dial connects to the host described by cfg, checks its host key,
-// authenticates and starts SFTP.
+// and authenticates; SFTP starts with the first file operation.
 func Dial(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
@@ -239,15 +242,26 @@ func (h *Host) dial(ctx context.Context, addr string) error {
 		return fmt.Errorf("ssh handshake as %s: %w", h.cfg.User, err)
 	}
 	h.client = gossh.NewClient(c, chans, reqs)
-	h.sftp, err = sftp.NewClient(h.client, sftp.UseFstat(true))
 	if !stop() {
-		err = context.Cause(ctx)
-	}
-	if err != nil {
 		h.client.Close()
-		return fmt.Errorf("start sftp: %w", err)
+		return context.Cause(ctx)
 	}
 	return nil
+}
+
+// startSFTP starts the SFTP session on first use, within the request
+// that needs it: a host the observe command answers for a plan needs
+// none, and no sftp-server starts there.
+func (h *Host) startSFTP() error {
+	h.sftpOnce.Do(func() {
+		c, err := sftp.NewClient(h.client, sftp.UseFstat(true))
+		if err != nil {
+			h.sftpErr = fmt.Errorf("start sftp: %w", err)
+			return
+		}
+		h.sftp = c
+	})
+	return h.sftpErr
 }
 
 // auth returns how to authenticate: with the identity file if set, else

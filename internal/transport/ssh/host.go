@@ -56,6 +56,9 @@ func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) 
 		return transport.FileInfo{}, h.fail("lstat", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return transport.FileInfo{}, h.fail("lstat", p, err)
+	}
 	fi, err := h.sftp.Lstat(p)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
@@ -69,6 +72,9 @@ func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return transport.FileInfo{}, h.fail("stat", p, err)
+	}
 	fi, err := h.sftp.Stat(p)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
@@ -82,6 +88,9 @@ func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, err
 		return nil, h.fail("readdir", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return nil, h.fail("readdir", p, err)
+	}
 	infos, err := h.sftp.ReadDir(p)
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
@@ -104,6 +113,9 @@ func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.Fil
 		return h.fail("write", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return h.fail("write", p, err)
+	}
 	uid, gid, err := h.lookupOwner(owner)
 	if err != nil {
 		return h.fail("write", p, err)
@@ -125,6 +137,9 @@ func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode 
 		return h.fail("create", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return h.fail("create", p, err)
+	}
 	if err := h.create(p, data, mode, -1, -1); err != nil {
 		return h.fail("create", p, err)
 	}
@@ -175,6 +190,9 @@ func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, owner t
 		return h.fail("mkdir", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return h.fail("mkdir", p, err)
+	}
 	uid, gid, err := h.lookupOwner(owner)
 	if err != nil {
 		return h.fail("mkdir", p, err)
@@ -231,6 +249,9 @@ func (h *Host) Remove(ctx context.Context, p string) error {
 		return h.fail("remove", p, err)
 	}
 	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return h.fail("remove", p, err)
+	}
 	if err := h.sftp.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return h.fail("remove", p, err)
 	}
@@ -245,6 +266,9 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 	}
 	if err == nil {
 		defer h.request(ctx)()
+		err = h.startSFTP()
+	}
+	if err == nil {
 		err = h.rename(oldpath, newpath)
 	}
 	if err != nil {
@@ -310,7 +334,11 @@ func (h *Host) Sync(context.Context) error { return nil }
 // Close closes the SFTP session and the connection.
 func (h *Host) Close() error {
 	h.closed.Do(func() { close(h.done) })
-	err := h.sftp.Close()
+	h.sftpOnce.Do(func() { h.sftpErr = errors.New("closed") })
+	var err error
+	if h.sftp != nil {
+		err = h.sftp.Close()
+	}
 	if cerr := h.client.Close(); err == nil {
 		err = cerr
 	}
