@@ -10,7 +10,13 @@
 #      validate, render --out, the first apply, a no-change plan and a
 #      no-op apply, measured by "fleetgen measure" (ru_maxrss).
 #
-#   scripts/bench.sh [go|binary|all]     (default all)
+#   3. floors: each figure next to its physical floor, measured in the
+#      same run, with the ratio: a no-change plan of 32 real sshd hosts
+#      x 8 slots against one hash command per host (BenchmarkSSH/floor),
+#      and layout.Load of 10,000 slots against load + unify + validate
+#      alone (BenchmarkFloor), if the layout package has it.
+#
+#   scripts/bench.sh [go|binary|floors|all]     (default all)
 #
 # BENCHTIME (default 1x; e.g. 5x) and BENCH (default .) go to go test.
 set -euo pipefail
@@ -29,6 +35,21 @@ if [ "$what" = go ] || [ "$what" = all ]; then
 	echo "== go test -bench $bench -benchtime $benchtime"
 	go test -run '^$' -bench "$bench" -benchmem -benchtime="$benchtime" -timeout 60m \
 		./internal/layout ./internal/render ./internal/plan ./internal/apply ./internal/e2e
+fi
+
+if [ "$what" = floors ] || [ "$what" = all ]; then
+	echo "== floors (BENCHTIME $benchtime; ratio = figure / floor, same run)"
+	{
+		go test -run '^$' -bench 'SSH/32hosts/(floor|plan)$' -benchtime="$benchtime" -timeout 30m ./internal/e2e
+		go test -run '^$' -bench '^Benchmark(Load|Floor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
+	} | tee /dev/stderr | awk '
+		/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3 }
+		END {
+			pairs["BenchmarkSSH/32hosts/plan"] = "BenchmarkSSH/32hosts/floor"
+			pairs["BenchmarkLoad/10000slots"] = "BenchmarkFloor/10000slots"
+			for (f in pairs) if ((f in ns) && (pairs[f] in ns))
+				printf "ratio %s / %s: %.2fx (%.3f s / %.3f s)\n", f, pairs[f], ns[f] / ns[pairs[f]], ns[f] / 1e9, ns[pairs[f]] / 1e9
+		}'
 fi
 
 if [ "$what" = binary ] || [ "$what" = all ]; then

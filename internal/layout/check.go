@@ -15,14 +15,21 @@ import (
 	"cuelang.org/go/cue/token"
 )
 
-// checker decodes a unified layout and checks what the schema cannot:
-// names, references between hosts, slots and stores, addresses, ports,
-// options. Every problem is recorded, none stops the others.
+// checker decodes a unified layout (or takes one read from its syntax,
+// see readPlain) and checks what the schema cannot: names, references
+// between hosts, slots and stores, addresses, ports, options. Every
+// problem is recorded, none stops the others.
 type checker struct {
-	user   cue.Value // the operator's value alone: label positions
-	val    cue.Value // unified with the schema: values and defaults
-	layout *Layout
-	errs   Errors
+	user cue.Value // the operator's value alone: label positions
+	val  cue.Value // unified with the schema: values and defaults
+	// written are the fields the operator wrote, if the layout is
+	// plain data (see readPlain); nil: ask user.
+	written written
+	layout  *Layout
+	errs    Errors
+	// positions set the positions of errs from a checker's CUE
+	// values (see at).
+	positions []func(*checker)
 	// bad are the values that did not decode ("hosts.imap3.address"),
 	// broken those and every entry and section above them
 	// ("hosts.imap3", "hosts"): references to a broken entry are not
@@ -36,13 +43,14 @@ type checker struct {
 	// some host's number is unknown.
 	brokenNumbers map[int]bool
 	buildNames    []string // every build defined, valid or not
+	// checkedOptions are the good option values found so far, with
+	// their imapd.conf values.
+	checkedOptions map[checkedOption]string
 
 	noSpreadLimit bool
 }
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	slotRE     = regexp.MustCompile(`^slot([0-9]+)([0-9]{2})$`)
 	dnsRE      = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	versionRE  = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+`)
 	envRE      = regexp.MustCompile(`[^A-Z0-9_]`)
@@ -52,16 +60,33 @@ var (
 // errorf records a problem at the value at path (or, for a value that
 // came from a default, at the nearest field the operator wrote).
 func (c *checker) errorf(p []string, format string, args ...any) *Error {
-	e := &Error{Pos: c.pos(p), Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	e := &Error{Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	c.at(&e.Pos, p)
 	c.errs = append(c.errs, e)
 	return e
 }
 
 // labelErrorf records a problem with a field's name, at its label.
 func (c *checker) labelErrorf(p []string, format string, args ...any) *Error {
-	e := &Error{Pos: c.labelPos(p), Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	e := &Error{Path: pathString(p), Msg: fmt.Sprintf(format, args...)}
+	c.positions = append(c.positions, func(r *checker) { e.Pos = r.labelPos(p) })
 	c.errs = append(c.errs, e)
 	return e
+}
+
+// at sets *pos to the position of the value at p once CUE has
+// evaluated the layout (see resolve): the checks of a plain layout run
+// while it does.
+func (c *checker) at(pos *token.Pos, p []string) {
+	c.positions = append(c.positions, func(r *checker) { *pos = r.pos(p) })
+}
+
+// resolve sets the positions of the errors from c's CUE values.
+func (c *checker) resolve() {
+	for _, f := range c.positions {
+		f(c)
+	}
+	c.positions = nil
 }
 
 func (c *checker) pos(p []string) token.Pos {
@@ -121,10 +146,18 @@ func isIndex(s string) bool {
 
 // set says whether the operator wrote the value at p (it is not a
 // default, nor missing).
-func (c *checker) set(p []string) bool { return c.user.LookupPath(cuePath(p)).Exists() }
+func (c *checker) set(p []string) bool {
+	if c.written != nil {
+		return c.written.has(p)
+	}
+	return c.user.LookupPath(cuePath(p)).Exists()
+}
 
 // failed says whether the value at p, or one it is in, did not decode.
 func (c *checker) failed(p ...string) bool {
+	if len(c.bad) == 0 {
+		return false
+	}
 	for i := len(p); i >= 0; i-- {
 		if c.bad[strings.Join(p[:i], ".")] {
 			return true
@@ -133,14 +166,48 @@ func (c *checker) failed(p ...string) bool {
 	return false
 }
 
+// decode fills raw from c.val, recording what does not decode.
 func (c *checker) decode(raw *rawLayout) {
-	c.bad, c.broken = map[string]bool{}, map[string]bool{}
 	for _, p := range decode(c.val, len(c.errs) == 0, raw) {
 		c.bad[p] = true
 		for ; p != ""; p = parentPath(p) {
 			c.broken[p] = true
 		}
 	}
+}
+
+// defaultMounts are the default meta and data mount points of each
+// partition: /mnt/meta<N> and /mnt/data<N>.
+var defaultMounts = func() (m [100][2]string) {
+	for i := range m {
+		m[i] = [2]string{"/mnt/meta" + strconv.Itoa(i), "/mnt/data" + strconv.Itoa(i)}
+	}
+	return m
+}()
+
+// parseSlotName returns the host number and partition of a slot name,
+// slot<host number><two-digit partition> (^slot([0-9]+)([0-9]{2})$).
+func parseSlotName(name string) (host, part int, ok bool) {
+	d, ok := strings.CutPrefix(name, "slot")
+	if !ok || len(d) < 3 || strings.ContainsFunc(d, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, 0, false
+	}
+	host, _ = strconv.Atoi(d[:len(d)-2])
+	part, _ = strconv.Atoi(d[len(d)-2:])
+	return host, part, true
+}
+
+// isName says whether s is a name of cyrplan's: ^[a-z0-9][a-z0-9._-]*$.
+func isName(s string) bool {
+	for i := range len(s) {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // parentPath is the dotted path p is in: "hosts" for "hosts.imap3".
@@ -151,25 +218,24 @@ func parentPath(p string) string {
 	return ""
 }
 
-func (c *checker) check() {
-	var raw rawLayout
-	c.decode(&raw)
+// check checks raw and fills c.layout from it.
+func (c *checker) check(raw *rawLayout) {
 	l := c.layout
 	l.Domain = raw.Domain
 	if !c.failed("domain") && !dnsRE.MatchString(raw.Domain) {
 		c.errorf([]string{"domain"}, "%q is not a DNS domain (lower-case labels of letters, digits and -)", raw.Domain)
 	}
 	l.Replication = Replication{Authname: raw.Replication.Authname, Password: raw.Replication.Password}
-	if !c.failed("replication", "authname") && !nameRE.MatchString(l.Replication.Authname) {
+	if !c.failed("replication", "authname") && !isName(l.Replication.Authname) {
 		c.errorf([]string{"replication", "authname"}, "user name %q: use lower-case letters, digits, '.', '_' and '-'", l.Replication.Authname)
 	}
-	if p := l.Replication.Password; !c.failed("replication", "password") && !nameRE.MatchString(p) {
+	if p := l.Replication.Password; !c.failed("replication", "password") && !isName(p) {
 		c.errorf([]string{"replication", "password"}, "secret name %q: use lower-case letters, digits, '.', '_' and '-'", p)
 	}
 	l.Ports = Ports{IMAP: raw.Ports.IMAP, Sync: raw.Ports.Sync}
 	if d := l.Ports.IMAP - l.Ports.Sync; l.Ports.IMAP != 0 && l.Ports.Sync != 0 && d > -100 && d < 100 {
 		p := []string{"ports", "imap"}
-		if !c.user.LookupPath(cuePath(p)).Exists() {
+		if !c.set(p) {
 			p[1] = "sync"
 		}
 		c.errorf(p, "port bases %d (imap) and %d (sync) overlap: a slot listens on base + partition (00-99), so they must be at least 100 apart", l.Ports.IMAP, l.Ports.Sync)
@@ -179,16 +245,32 @@ func (c *checker) check() {
 	c.checkSecrets(raw.Secrets)
 	c.checkBuilds(raw.Cyrus, raw.DefaultCyrus)
 	c.checkHosts(raw.Hosts)
+	// Every slot declared or named by a store.
+	n := len(raw.Slots)
+	for _, st := range raw.Stores {
+		n += 1 + len(st.Replicas)
+	}
+	l.Slots, c.slotRefs = make(map[string]*Slot, n), make(map[string][]string, n)
 	c.checkSlots(raw.Slots)
 	c.checkStores(raw.Stores)
 	l.Imapd = c.checkOptions([]string{"imapd"}, raw.Imapd, l.Builds[l.DefaultBuild], "")
-	for _, name := range l.StoreNames() {
-		st := l.Stores[name]
-		b, def := l.Builds[st.Build], l.Builds[l.DefaultBuild]
-		if st.Pinned && b != nil && def != nil && b.Version != def.Version {
-			// Layout-wide options must also be known to a pinned
-			// build of another version.
-			c.checkOptions([]string{"imapd"}, raw.Imapd, b, name)
+	// Layout-wide options must also be known to a pinned build of
+	// another version.
+	otherVersion := func(st *Store) *Build {
+		if b, def := l.Builds[st.Build], l.Builds[l.DefaultBuild]; st.Pinned && b != nil && def != nil && b.Version != def.Version {
+			return b
+		}
+		return nil
+	}
+	pinnedElsewhere := false
+	for _, st := range l.Stores {
+		pinnedElsewhere = pinnedElsewhere || otherVersion(st) != nil
+	}
+	if pinnedElsewhere {
+		for _, name := range l.StoreNames() { // in order: an option's errors name each store
+			if b := otherVersion(l.Stores[name]); b != nil {
+				c.checkOptions([]string{"imapd"}, raw.Imapd, b, name)
+			}
 		}
 	}
 	c.checkClashes()
@@ -201,13 +283,13 @@ func (c *checker) checkSecrets(raw map[string]rawSecret) {
 	l := c.layout
 	l.Secrets = map[string]*Secret{}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			c.labelErrorf([]string{"secrets", name}, "secret name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			continue
 		}
 		l.Secrets[name] = &Secret{Name: name, Env: raw[name].Env}
 	}
-	if p := l.Replication.Password; p != "" && l.Secrets[p] == nil && nameRE.MatchString(p) {
+	if p := l.Replication.Password; p != "" && l.Secrets[p] == nil && isName(p) {
 		l.Secrets[p] = &Secret{Name: p}
 	}
 	for _, s := range l.Secrets {
@@ -225,7 +307,7 @@ func (c *checker) checkBuilds(raw map[string]rawBuild, def string) {
 		b := raw[name]
 		p := []string{"cyrus", name}
 		ok := true
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			c.labelErrorf(p, "build name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			ok = false
 		}
@@ -273,28 +355,12 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 	l.Hosts = map[string]*Host{}
 	c.hostByNumber = map[int]*Host{}
 	c.brokenNumbers = map[int]bool{}
-	if it, err := c.val.LookupPath(cue.ParsePath("hosts")).Fields(); err == nil {
-		// Hosts that did not decode: their slots are not errors too.
-		for it.Next() {
-			name, ok := fieldName(it.Selector())
-			if !ok {
-				continue
-			}
-			if _, decoded := raw[name]; decoded && !c.failed("hosts", name, "number") {
-				continue
-			}
-			if n, err := it.Value().LookupPath(cue.ParsePath("number")).Int64(); err == nil {
-				c.brokenNumbers[int(n)] = true
-			} else {
-				c.brokenNumbers[0] = true // any number
-			}
-		}
-	}
+	c.brokenHosts(raw)
 	byAddr := map[netip.Addr]string{}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		h := raw[name]
 		p := []string{"hosts", name}
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			// Keep checking the host: its slots are not errors too.
 			c.labelErrorf(p, "host name %q: use lower-case letters, digits, '.', '_' and '-' (it names a directory)", name)
 		}
@@ -302,7 +368,8 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 		l.Hosts[name] = host
 		if !c.failed(append(p, "number")...) {
 			if other, ok := c.hostByNumber[h.Number]; ok {
-				c.errorf(append(p, "number"), "host number %d is also host %s's", h.Number, printable(other.Name)).Also = c.pos([]string{"hosts", other.Name, "number"})
+				e := c.errorf(append(p, "number"), "host number %d is also host %s's", h.Number, printable(other.Name))
+				c.at(&e.Also, []string{"hosts", other.Name, "number"})
 			} else {
 				c.hostByNumber[h.Number] = host
 			}
@@ -319,6 +386,32 @@ func (c *checker) checkHosts(raw map[string]rawHost) {
 	}
 }
 
+// brokenHosts records the numbers of the hosts that did not decode:
+// their slots are not errors too.
+func (c *checker) brokenHosts(raw map[string]rawHost) {
+	if len(c.bad) == 0 {
+		return // every host decoded
+	}
+	it, err := c.val.LookupPath(cue.ParsePath("hosts")).Fields()
+	if err != nil {
+		return
+	}
+	for it.Next() {
+		name, ok := fieldName(it.Selector())
+		if !ok {
+			continue
+		}
+		if _, decoded := raw[name]; decoded && !c.failed("hosts", name, "number") {
+			continue
+		}
+		if n, err := it.Value().LookupPath(cue.ParsePath("number")).Int64(); err == nil {
+			c.brokenNumbers[int(n)] = true
+		} else {
+			c.brokenNumbers[0] = true // any number
+		}
+	}
+}
+
 // checkHostAddress checks a host's address, which must be unique.
 func (c *checker) checkHostAddress(p []string, address string, byAddr map[netip.Addr]string) {
 	if msg := checkAddress(address); msg != "" {
@@ -327,7 +420,8 @@ func (c *checker) checkHostAddress(p []string, address string, byAddr map[netip.
 	}
 	addr := netip.MustParseAddr(address)
 	if other, ok := byAddr[addr]; ok {
-		c.errorf(p, "address %s is also host %s's", address, printable(other)).Also = c.pos([]string{"hosts", other, "address"})
+		e := c.errorf(p, "address %s is also host %s's", address, printable(other))
+		c.at(&e.Also, []string{"hosts", other, "address"})
 		return
 	}
 	byAddr[addr] = p[1]
@@ -345,13 +439,11 @@ func (c *checker) slot(name string, p []string, label bool) *Slot {
 	if label {
 		report = c.labelErrorf
 	}
-	m := slotRE.FindStringSubmatch(name)
-	if m == nil {
+	hostNum, part, ok := parseSlotName(name)
+	if !ok {
 		report(p, "%q is not a slot name: slot<host number><two-digit partition>, like slot608", name)
 		return nil
 	}
-	hostNum, _ := strconv.Atoi(m[1])
-	part, _ := strconv.Atoi(m[2])
 	host := c.hostByNumber[hostNum]
 	if host == nil {
 		if c.broken["hosts.*"] || c.brokenNumbers[hostNum] || c.brokenNumbers[0] {
@@ -364,23 +456,18 @@ func (c *checker) slot(name string, p []string, label bool) *Slot {
 		Name:      name,
 		Host:      host.Name,
 		Partition: part,
-		Meta:      "/mnt/meta" + strconv.Itoa(part),
-		Data:      "/mnt/data" + strconv.Itoa(part),
+		Meta:      defaultMounts[part][0],
+		Data:      defaultMounts[part][1],
 		IMAPPort:  l.Ports.IMAP + part,
 		SyncPort:  l.Ports.Sync + part,
 		Role:      Spare,
 	}
 	l.Slots[name] = s
-	if c.slotRefs == nil {
-		c.slotRefs = map[string][]string{}
-	}
 	c.slotRefs[name] = p
 	return s
 }
 
 func (c *checker) checkSlots(raw map[string]rawSlot) {
-	l := c.layout
-	l.Slots = map[string]*Slot{}
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		r := raw[name]
 		p := []string{"slots", name}
@@ -413,9 +500,9 @@ func (c *checker) checkSlots(raw map[string]rawSlot) {
 
 func (c *checker) checkStores(raw map[string]rawStore) {
 	l := c.layout
-	l.Stores = map[string]*Store{}
-	inStore := map[string][]string{} // slot -> path of its first use
-	floating := map[netip.Addr][]string{}
+	l.Stores = make(map[string]*Store, len(raw))
+	inStore := make(map[string][]string, len(l.Slots)) // slot -> path of its first use
+	floating := make(map[netip.Addr][]string, len(l.Hosts)+2*len(raw))
 	for _, h := range l.HostNames() {
 		if a, err := netip.ParseAddr(l.Hosts[h].Address); err == nil {
 			floating[a] = []string{"hosts", h, "address"}
@@ -424,11 +511,12 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		r := raw[name]
 		p := []string{"stores", name}
-		if !nameRE.MatchString(name) {
+		if !isName(name) {
 			c.labelErrorf(p, "store name %q: use lower-case letters, digits, '.', '_' and '-'", name)
 			continue
 		}
-		pinned := c.set(append(p, "cyrus")) && !c.failed(append(p, "cyrus")...)
+		cp := append(p, "cyrus")
+		pinned := c.set(cp) && !c.failed(cp...)
 		st := &Store{Name: name, Master: r.Master, Replicas: r.Replicas, Build: r.Cyrus, Pinned: pinned,
 			IP: FloatingIPs{Master: r.IP.Master, Replica: r.IP.Replica}}
 		ok := true
@@ -442,7 +530,8 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			if prev, dup := inStore[slotName]; dup {
 				switch {
 				case prev[1] != name:
-					c.errorf(fp, "slot %s is already in store %s", slotName, prev[1]).Also = c.pos(prev)
+					e := c.errorf(fp, "slot %s is already in store %s", slotName, prev[1])
+					c.at(&e.Also, prev)
 				case role == Replica && len(prev) == 3:
 					c.errorf(fp, "slot %s is the master of store %s and cannot also be its replica", slotName, name)
 				default:
@@ -488,7 +577,8 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 			}
 			a := netip.MustParseAddr(f.val)
 			if prev, dup := floating[a]; dup {
-				c.errorf(fp, "floating address %s is also %s", f.val, pathString(prev)).Also = c.pos(prev)
+				e := c.errorf(fp, "floating address %s is also %s", f.val, pathString(prev))
+				c.at(&e.Also, prev)
 				continue
 			}
 			floating[a] = fp
@@ -510,38 +600,50 @@ func (c *checker) checkStores(raw map[string]rawStore) {
 // declared or named by a store.
 func (c *checker) checkClashes() {
 	l := c.layout
-	dirs := map[string]map[string]slotField{} // host -> mount point -> user
-	ports := map[string]map[int]slotField{}   // host -> port -> user
-	var mounts []slotField                    // every mount point but the duplicates
+	// The slots of each host, in SlotNames order: a clash is reported
+	// at the later slot.
+	var hosts []string
+	slots := map[string][]string{}
 	for _, name := range l.SlotNames() {
-		s := l.Slots[name]
-		h := s.Host
-		if dirs[h] == nil {
-			dirs[h], ports[h] = map[string]slotField{}, map[int]slotField{}
+		h := l.Slots[name].Host
+		if slots[h] == nil {
+			hosts = append(hosts, h)
 		}
-		for _, f := range []slotField{{name, "meta", s.Meta, 0, h}, {name, "data", s.Data, 0, h}} {
-			if other, dup := dirs[h][f.dir]; dup {
-				c.clash(f, other, func(at, other slotField) string {
-					return fmt.Sprintf("%s is also the %s mount point of slot %s on host %s", at.dir, other.field, other.slot, h)
-				})
-			} else {
-				dirs[h][f.dir] = f
-				mounts = append(mounts, f)
-			}
-		}
-		for _, f := range []slotField{{name, "imap", "", s.IMAPPort, h}, {name, "sync", "", s.SyncPort, h}} {
-			if other, dup := ports[h][f.port]; dup {
-				c.clash(f, other, func(at, other slotField) string {
-					return fmt.Sprintf("listen address %s:%d is also the %s port of slot %s", l.Hosts[h].Address, at.port, other.field, other.slot)
-				})
-			} else {
-				ports[h][f.port] = f
-			}
-		}
+		slots[h] = append(slots[h], name)
 	}
-	for _, f := range mounts {
-		if outer, ok := enclosing(dirs[f.host], f.dir); ok {
-			c.clash(f, outer, nested)
+	dirs := map[string]slotField{} // mount point -> user
+	ports := map[int]slotField{}   // port -> user
+	var mounts []slotField         // every mount point but the duplicates
+	for _, h := range hosts {
+		clear(dirs)
+		clear(ports)
+		mounts = mounts[:0]
+		for _, name := range slots[h] {
+			s := l.Slots[name]
+			for _, f := range [...]slotField{{name, "meta", s.Meta, 0, h}, {name, "data", s.Data, 0, h}} {
+				if other, dup := dirs[f.dir]; dup {
+					c.clash(f, other, func(at, other slotField) string {
+						return fmt.Sprintf("%s is also the %s mount point of slot %s on host %s", at.dir, other.field, other.slot, h)
+					})
+				} else {
+					dirs[f.dir] = f
+					mounts = append(mounts, f)
+				}
+			}
+			for _, f := range [...]slotField{{name, "imap", "", s.IMAPPort, h}, {name, "sync", "", s.SyncPort, h}} {
+				if other, dup := ports[f.port]; dup {
+					c.clash(f, other, func(at, other slotField) string {
+						return fmt.Sprintf("listen address %s:%d is also the %s port of slot %s", l.Hosts[h].Address, at.port, other.field, other.slot)
+					})
+				} else {
+					ports[f.port] = f
+				}
+			}
+		}
+		for _, f := range mounts {
+			if outer, ok := enclosing(dirs, f.dir); ok {
+				c.clash(f, outer, nested)
+			}
 		}
 	}
 }
@@ -595,12 +697,12 @@ func (c *checker) clash(a, b slotField, msg func(at, other slotField) string) {
 	}
 	e := &Error{Path: pathString(a.path()), Msg: msg(a, b)}
 	if set(a) {
-		e.Pos = c.pos(a.path())
+		c.at(&e.Pos, a.path())
 	} else {
-		e.Pos = c.pos(c.slotRefs[a.slot]) // where the slot is named
+		c.at(&e.Pos, c.slotRefs[a.slot]) // where the slot is named
 	}
 	if set(b) {
-		e.Also = c.pos(b.path())
+		c.at(&e.Also, b.path())
 	}
 	c.errs = append(c.errs, e)
 }

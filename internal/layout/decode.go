@@ -2,7 +2,6 @@ package layout
 
 import (
 	"reflect"
-	"strings"
 
 	"cuelang.org/go/cue"
 )
@@ -112,7 +111,7 @@ func decodeFields(v cue.Value, dst reflect.Value, path string, bad *[]string) {
 		// still has them.
 		found := false
 		for i := range dst.NumField() {
-			name, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("json"), ",")
+			name := jsonName(dst.Type().Field(i))
 			if f := v.LookupPath(cue.MakePath(cue.Str(name))); f.Exists() {
 				found = true
 				decodeFields(f, dst.Field(i), join(name), bad)

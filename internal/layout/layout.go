@@ -4,10 +4,12 @@
 package layout
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Layout is a checked, decoded layout. All maps are keyed by name; use
@@ -118,31 +120,55 @@ type Options map[string]string
 // Keys returns the option names, sorted.
 func (o Options) Keys() []string { return slices.Sorted(maps.Keys(o)) }
 
-// HostNames returns the host names, sorted by host number.
+// HostNames returns the host names, sorted by host number (then name).
 func (l *Layout) HostNames() []string {
-	names := slices.Sorted(maps.Keys(l.Hosts))
-	sort.SliceStable(names, func(i, j int) bool { return l.Hosts[names[i]].Number < l.Hosts[names[j]].Number })
-	return names
+	return sortedBy(l.Hosts, func(name string, h *Host) [2]int { return [2]int{h.Number} })
 }
 
-// SlotNames returns every slot name, sorted by host number, then partition.
+// SlotNames returns every slot name, sorted by host number, then
+// partition (then name).
 func (l *Layout) SlotNames() []string {
-	names := slices.Sorted(maps.Keys(l.Slots))
-	sort.SliceStable(names, func(i, j int) bool {
-		a, b := l.Slots[names[i]], l.Slots[names[j]]
-		ha, hb := l.Hosts[a.Host].Number, l.Hosts[b.Host].Number
-		if ha != hb {
-			return ha < hb
+	return sortedBy(l.Slots, func(name string, s *Slot) [2]int { return [2]int{l.Hosts[s.Host].Number, s.Partition} })
+}
+
+// sortedBy returns the keys of m sorted by the numbers key gives each
+// entry, then by name.
+func sortedBy[T any](m map[string]T, key func(string, T) [2]int) []string {
+	type entry struct {
+		key  [2]int
+		name string
+	}
+	entries := make([]entry, 0, len(m))
+	for name, v := range m {
+		entries = append(entries, entry{key(name, v), name})
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := cmp.Compare(a.key[0], b.key[0]); c != 0 {
+			return c
 		}
-		return a.Partition < b.Partition
+		if c := cmp.Compare(a.key[1], b.key[1]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
 	})
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.name
+	}
 	return names
 }
 
 // StoreNames returns the store names in natural order (store9 before store10).
 func (l *Layout) StoreNames() []string {
-	names := slices.Sorted(maps.Keys(l.Stores))
-	sort.SliceStable(names, func(i, j int) bool { return naturalLess(names[i], names[j]) })
+	keys := make([]natural, 0, len(l.Stores))
+	for _, name := range slices.Sorted(maps.Keys(l.Stores)) {
+		keys = append(keys, naturalKey(name))
+	}
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.s
+	}
 	return names
 }
 
@@ -179,13 +205,25 @@ func (l *Layout) BuildOf(slot string) *Build {
 }
 
 // naturalLess orders names with a numeric suffix by that number.
-func naturalLess(a, b string) bool {
-	pa, na := splitNumber(a)
-	pb, nb := splitNumber(b)
-	if pa != pb || na < 0 || nb < 0 {
-		return a < b
+func naturalLess(a, b string) bool { return naturalKey(a).less(naturalKey(b)) }
+
+// natural is a name split for naturalLess: prefix and numeric suffix
+// (-1 if none).
+type natural struct {
+	s, prefix string
+	n         int
+}
+
+func naturalKey(s string) natural {
+	prefix, n := splitNumber(s)
+	return natural{s, prefix, n}
+}
+
+func (a natural) less(b natural) bool {
+	if a.prefix != b.prefix || a.n < 0 || b.n < 0 {
+		return a.s < b.s
 	}
-	return na < nb
+	return a.n < b.n
 }
 
 func splitNumber(s string) (string, int) {

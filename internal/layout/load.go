@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/cuecontext"
 	cueerrors "cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/load"
@@ -87,25 +89,77 @@ func load1(cfg *load.Config, files sourceFiles, opts []Option) (*Layout, error) 
 		errs.sort()
 		return nil, errs
 	}
+	def := sv.LookupPath(cue.ParsePath("#Layout"))
+	newChecker := func() *checker {
+		c := &checker{layout: &Layout{}, bad: map[string]bool{}, broken: map[string]bool{}, checkedOptions: map[checkedOption]string{}}
+		for _, o := range opts {
+			o(c)
+		}
+		return c
+	}
+	// A layout of plain data is read from its syntax and checked while
+	// CUE evaluates it (readPlain). That stands if CUE finds no error;
+	// otherwise the checks run again on what CUE makes of the layout.
+	plain := make(chan *checked, 1)
+	if len(pkgErrs) == 0 {
+		d := newDefaults(def)
+		go func() {
+			defer func() {
+				// The checks expect the schema's shapes, which only CUE
+				// has checked yet.
+				if r := recover(); r != nil {
+					plain <- &checked{panicked: fmt.Sprintf("%v\n\n%s", r, debug.Stack())}
+				}
+			}()
+			plain <- checkPlain(insts[0].Files, d, newChecker())
+		}()
+	} else {
+		plain <- nil
+	}
 	// Errors in the operator's value alone (conflicts between files)
 	// are reported by validate, with the schema's.
 	uv := ctx.BuildInstance(insts[0])
-	c := &checker{
-		user:   uv,
-		val:    sv.LookupPath(cue.ParsePath("#Layout")).Unify(uv),
-		layout: &Layout{},
-		errs:   pkgErrs,
-	}
-	for _, o := range opts {
-		o(c)
-	}
+	c := newChecker()
+	c.user, c.val, c.errs = uv, def.Unify(uv), pkgErrs
 	c.validate()
-	c.check()
+	if p := <-plain; p != nil && len(c.errs) == 0 {
+		if p.panicked != "" {
+			panic(p.panicked)
+		}
+		c.layout, c.errs, c.positions = p.layout, p.errs, p.positions
+	} else {
+		var raw rawLayout
+		c.decode(&raw)
+		c.check(&raw)
+	}
+	c.resolve()
 	if len(c.errs) > 0 {
 		c.errs.sort()
 		return nil, c.errs
 	}
 	return c.layout, nil
+}
+
+// checked is what the checks of a layout found.
+type checked struct {
+	layout    *Layout
+	errs      Errors
+	positions []func(*checker) // of errs
+	panicked  string           // what the checks panicked with, and where
+}
+
+// checkPlain reads files with readPlain and checks them with c, which
+// has no CUE value: the positions of errors are resolved later, by a
+// checker that has. It returns nil if the layout is not plain data.
+func checkPlain(files []*ast.File, d *defaults, c *checker) *checked {
+	var raw rawLayout
+	w, ok := readPlain(files, d, &raw)
+	if !ok {
+		return nil
+	}
+	c.written = w
+	c.check(&raw)
+	return &checked{layout: c.layout, errs: c.errs, positions: c.positions}
 }
 
 // fromCUE turns CUE's errors into Errors: one per field (CUE reports a

@@ -22,12 +22,10 @@ func (l *Layout) WithReplica(store, slot string) (*Layout, error) {
 	}
 	s := l.Slots[slot]
 	if s == nil {
-		m := slotRE.FindStringSubmatch(slot)
-		if m == nil {
+		num, part, ok := parseSlotName(slot)
+		if !ok {
 			return nil, fmt.Errorf("%q is not a slot name", slot)
 		}
-		num, _ := strconv.Atoi(m[1])
-		part, _ := strconv.Atoi(m[2])
 		var host string
 		for name, h := range l.Hosts {
 			if h.Number == num {

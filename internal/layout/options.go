@@ -64,6 +64,17 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 		cat = catalogFor(build.Version)
 	}
 	for _, key := range slices.Sorted(maps.Keys(raw)) {
+		// Stores mostly set the same options: each is checked once.
+		k := checkedOption{cat, key, raw[key]}
+		switch k.val.(type) {
+		case string, int64, bool:
+		default:
+			k.val = nil // a list or a struct is not comparable, and no good value is nil
+		}
+		if val, ok := c.checkedOptions[k]; ok {
+			out[key] = val
+			continue
+		}
 		kp := append(p[:len(p):len(p)], key)
 		if !optionNameRE.MatchString(key) {
 			if store == "" {
@@ -100,8 +111,19 @@ func (c *checker) checkOptions(p []string, raw map[string]any, build *Build, sto
 			continue
 		}
 		out[key] = val
+		if k.val != nil {
+			c.checkedOptions[k] = val
+		}
 	}
 	return out
+}
+
+// checkedOption is an option value that checkOptions found good for a
+// catalog (nil: none).
+type checkedOption struct {
+	cat *catalog
+	key string
+	val any // a string, an int64 or a bool
 }
 
 func (c *checker) unknownOption(kp []string, key string, build *Build, store string) {

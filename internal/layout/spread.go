@@ -25,8 +25,7 @@ func (l *Layout) Spreads() []Spread {
 		index[h] = len(out)
 		out = append(out, Spread{Host: h, To: map[string]int{}})
 	}
-	for _, name := range l.StoreNames() {
-		st := l.Stores[name]
+	for _, st := range l.Stores { // counts: the order is of no matter
 		from := l.Slots[st.Master].Host
 		to := l.Slots[st.Replicas[0]].Host
 		sp := &out[index[from]]
