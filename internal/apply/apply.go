@@ -16,10 +16,12 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/plan"
 	"github.com/cyrplan/cyrplan/internal/render"
@@ -240,39 +242,69 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 		}
 		a.changed(hp.Host)
 	}
-	wrote := map[string]bool{}
+	var files []*plan.FileChange
 	for _, fc := range hp.Files {
-		if kept[fc.Slot] {
+		if !kept[fc.Slot] {
+			files = append(files, fc)
+		}
+	}
+	if err := a.backup(ctx, h, files); err != nil {
+		return err
+	}
+	// Parents that are not directories of the layout (which exist by
+	// now) are made once each.
+	made := map[string]bool{}
+	for _, d := range a.tree.Hosts[hp.Host].Dirs {
+		made[d.Path] = true
+	}
+	wrote := map[string]bool{}
+	var writes []transport.File
+	for _, fc := range files {
+		if fc.Action != plan.Create && fc.Action != plan.Update {
 			continue
 		}
-		if err := a.backup(ctx, h, fc); err != nil {
+		content, err := a.opts.Secrets.Fill(rendered[fc.Path].Content)
+		if err != nil {
 			return err
 		}
-		switch fc.Action {
-		case plan.Create, plan.Update:
-			content, err := a.opts.Secrets.Fill(rendered[fc.Path].Content)
-			if err != nil {
+		if dir := parent(fc.Path); !made[dir] {
+			if err := h.MkdirAll(ctx, dir, 0o755, transport.Owner{}); err != nil {
 				return err
 			}
-			if err := h.MkdirAll(ctx, parent(fc.Path), 0o755, transport.Owner{}); err != nil {
-				return err
-			}
-			if err := h.WriteFile(ctx, fc.Path, content, fs.FileMode(fc.Mode), transport.Owner{User: fc.Owner, Group: fc.Group}); err != nil {
-				return err
-			}
-			wrote[fc.Path] = true
-		case plan.Delete:
+			made[dir] = true
+		}
+		writes = append(writes, transport.File{Path: fc.Path, Data: content, Mode: fs.FileMode(fc.Mode), Owner: transport.Owner{User: fc.Owner, Group: fc.Group}})
+		wrote[fc.Path] = true
+	}
+	if err := h.WriteFiles(ctx, writes); err != nil {
+		return err
+	}
+	var done strings.Builder // one write for the host's lines
+	defer func() {
+		if done.Len() > 0 {
+			a.logf("%s", done.String())
+		}
+	}()
+	for _, fc := range files {
+		if fc.Action == plan.Delete {
 			if err := h.Remove(ctx, fc.Path); err != nil {
 				return err
 			}
 		}
 		a.changed(hp.Host)
-		a.logf("%s: %s %s", hp.Host, verbOf(fc), fc.Path)
-	}
-	for _, r := range hp.Roles {
-		if err := onhost.WriteRole(ctx, h, r.Slot, r.Role); err != nil {
-			return err
+		if done.Len() > 0 {
+			done.WriteByte('\n')
 		}
+		fmt.Fprintf(&done, "%s: %s %s", hp.Host, verbOf(fc), fc.Path)
+	}
+	roles := map[string]layout.Role{}
+	for _, r := range hp.Roles {
+		roles[r.Slot] = r.Role
+	}
+	if err := onhost.WriteRoles(ctx, h, roles); err != nil {
+		return err
+	}
+	if len(roles) > 0 {
 		a.changed(hp.Host)
 	}
 	// The files are durable before the manifest says they are there.
@@ -392,37 +424,47 @@ func (a *applier) fingerprints(salt string, names []string) map[string]string {
 	return out
 }
 
-// backup keeps what is at fc.Path before it is replaced or removed, on
-// the host (under the apply's backup directory) and in memory for a
-// rollback.
-func (a *applier) backup(ctx context.Context, h transport.Host, fc *plan.FileChange) error {
-	b := backup{}
-	if fc.Action != plan.Create {
-		data, err := h.ReadFile(ctx, fc.Path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+// backup keeps what is at the paths of files before they are replaced
+// or removed, on the host (under the apply's backup directory, in one
+// write) and in memory for a rollback.
+func (a *applier) backup(ctx context.Context, h transport.Host, files []*plan.FileChange) error {
+	saved := map[string]backup{}
+	var paths []string
+	for _, fc := range files {
+		saved[fc.Path] = backup{}
+		if fc.Action != plan.Create {
+			paths = append(paths, fc.Path)
 		}
-		if err == nil {
-			fi, err := h.Stat(ctx, fc.Path)
-			if err != nil {
-				return err
-			}
-			b = backup{existed: true, content: data, mode: fi.Mode.Perm()}
-			dst := hostpath.Backup(a.opts.ApplyID, fc.Path)
-			if err := h.MkdirAll(ctx, parent(dst), 0o700, transport.Owner{}); err != nil {
-				return err
-			}
-			if err := h.WriteFile(ctx, dst, data, 0o600, transport.Owner{}); err != nil {
-				return err
-			}
+	}
+	entries, err := h.Inspect(ctx, paths)
+	if err != nil {
+		return err
+	}
+	var copies []transport.File
+	made := map[string]bool{}
+	for i, e := range entries {
+		if !e.Exists {
+			continue
 		}
+		if err := transport.CheckReadable(e.Info); err != nil {
+			return fmt.Errorf("%s: %s: %w", h.Name(), paths[i], err)
+		}
+		saved[paths[i]] = backup{existed: true, content: e.Data, mode: e.Info.Mode.Perm()}
+		dst := hostpath.Backup(a.opts.ApplyID, paths[i])
+		if dir := parent(dst); !made[dir] {
+			if err := h.MkdirAll(ctx, dir, 0o700, transport.Owner{}); err != nil {
+				return err
+			}
+			made[dir] = true
+		}
+		copies = append(copies, transport.File{Path: dst, Data: e.Data, Mode: 0o600})
+	}
+	if err := h.WriteFiles(ctx, copies); err != nil {
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.backups[h.Name()] == nil {
-		a.backups[h.Name()] = map[string]backup{}
-	}
-	a.backups[h.Name()][fc.Path] = b
+	a.backups[h.Name()] = saved
 	return nil
 }
 
@@ -563,7 +605,7 @@ func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.Serv
 		}
 		var err error
 		if b.existed {
-			err = h.WriteFile(ctx, fc.Path, b.content, b.mode, transport.Owner{User: fc.Owner, Group: fc.Group})
+			err = transport.WriteFile(ctx, h, fc.Path, b.content, b.mode, transport.Owner{User: fc.Owner, Group: fc.Group})
 			mf := m.Files[fc.Path]
 			mf.SHA256, mf.Secrets = fc.Before, nil // the old secret's fingerprint is not known: the next plan rewrites it
 			m.Files[fc.Path] = mf

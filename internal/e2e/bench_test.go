@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,7 +117,7 @@ func BenchmarkSSH(b *testing.B) {
 		b.Skipf("Cyrus is not installed (%v): plan checks that each host has the layout's build; apt-get install cyrus-imapd", err)
 	}
 	b.Setenv("CYRPLAN_SECRET_REPLICATION", benchSecret)
-	for _, hosts := range []int{8, 16, 32} {
+	for _, hosts := range benchSSHHosts(b) {
 		b.Run(fmt.Sprintf("%dhosts", hosts), func(b *testing.B) {
 			names := make([]string, hosts)
 			for i := range names {
@@ -165,6 +166,25 @@ func BenchmarkSSH(b *testing.B) {
 			})
 		})
 	}
+}
+
+// benchSSHHosts are the fleet sizes of BenchmarkSSH: 8, 16 and 32 hosts,
+// or those CYRPLAN_BENCH_SSH_HOSTS lists ("64,88": how the plan grows
+// against its floor beyond 32 hosts).
+func benchSSHHosts(b *testing.B) []int {
+	env := os.Getenv("CYRPLAN_BENCH_SSH_HOSTS")
+	if env == "" {
+		return []int{8, 16, 32}
+	}
+	var sizes []int
+	for _, f := range strings.Split(env, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 250 {
+			b.Fatalf("CYRPLAN_BENCH_SSH_HOSTS=%s: want host counts from 1 to 250, such as 64,88", env)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
 
 // benchFloor is the physical floor of a no-change plan: from one

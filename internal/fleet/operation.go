@@ -531,7 +531,7 @@ func runStep(ctx context.Context, c Config, l *layout.Layout, hs *Hosts, s *oper
 	case operation.SendLog:
 		err = onhost.SendLog(ctx, h, paths, l.BuildOf(s.Slot).Prefix, s.Peer)
 	case operation.Record:
-		err = onhost.WriteRole(ctx, h, s.Slot, s.Role)
+		err = onhost.WriteRoles(ctx, h, map[string]layout.Role{s.Slot: s.Role})
 	case operation.Restart, operation.Start:
 		_, err = onhost.Service(ctx, h, s.Slot, string(s.Do))
 	case operation.Resume:

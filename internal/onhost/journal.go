@@ -53,7 +53,7 @@ func RecordStep(ctx context.Context, h transport.Host, id string, n int) error {
 	if err := h.MkdirAll(ctx, hostpath.StateDir, 0o755, transport.Owner{}); err != nil {
 		return err
 	}
-	if err := h.WriteFile(ctx, hostpath.Journal, append(data, '\n'), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, hostpath.Journal, append(data, '\n'), 0o644, transport.Owner{}); err != nil {
 		return err
 	}
 	return h.Sync(ctx)

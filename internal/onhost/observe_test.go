@@ -36,11 +36,17 @@ func (h *shellHost) Run(ctx context.Context, cmd string, _ io.Reader, stdout, st
 	return c.Run()
 }
 
-func (h *shellHost) ReadFile(ctx context.Context, path string) ([]byte, error) {
+// Inspect records the files it read.
+func (h *shellHost) Inspect(ctx context.Context, paths []string) ([]transport.Entry, error) {
+	entries, err := h.Host.Inspect(ctx, paths)
 	h.mu.Lock()
-	h.reads = append(h.reads, path)
-	h.mu.Unlock()
-	return h.Host.ReadFile(ctx, path)
+	defer h.mu.Unlock()
+	for i, e := range entries {
+		if e.Data != nil {
+			h.reads = append(h.reads, paths[i])
+		}
+	}
+	return entries, err
 }
 
 func rendered(path, content string, secrets ...string) render.File {

@@ -5,13 +5,14 @@
 package onhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
@@ -81,10 +82,21 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		rendered[f.Path] = append(append(slices.Clip(f.Content), '\n'), rendered[f.Path]...)
 	}
 
-	var (
-		mu   sync.Mutex
-		jobs []func() error
+	// What the command did not answer, or answered with a hash that is
+	// not of the rendering, is inspected over the transport, in one call.
+	const (
+		isFile = iota
+		isDir
+		isRole
 	)
+	var (
+		need []string
+		kind []int
+		slot []string
+	)
+	ask := func(p string, k int, s string) {
+		need, kind, slot = append(need, p), append(kind, k), append(slot, s)
+	}
 	for p := range rendered {
 		if st, asked := ob.path(p); asked {
 			if f := fromObserved(st, wantFile[p], rendered[p], values); f != nil {
@@ -92,29 +104,14 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 				continue
 			}
 		}
-		jobs = append(jobs, func() error {
-			f, err := readFile(ctx, h, p, rendered[p])
-			mu.Lock()
-			o.Files[p] = f
-			mu.Unlock()
-			return err
-		})
+		ask(p, isFile, "")
 	}
 	for _, d := range want.Dirs {
 		if ob != nil {
 			o.Dirs[d.Path] = dirOf(ob.paths[d.Path].fileInfo(), ob.paths[d.Path].exists)
 			continue
 		}
-		jobs = append(jobs, func() error {
-			fi, err := h.Lstat(ctx, d.Path)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			mu.Lock()
-			o.Dirs[d.Path] = dirOf(fi, err == nil)
-			mu.Unlock()
-			return nil
-		})
+		ask(d.Path, isDir, "")
 	}
 	for s := range slots {
 		if st, asked := ob.path(hostpath.Named(s).RoleFile); asked {
@@ -125,18 +122,32 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 				continue
 			}
 		}
-		jobs = append(jobs, func() error {
-			r, ok, err := ReadRole(ctx, h, s)
-			if ok {
-				mu.Lock()
-				o.Roles[s] = r
-				mu.Unlock()
-			}
-			return err
-		})
+		ask(hostpath.Named(s).RoleFile, isRole, s)
 	}
-	if err := runParallel(jobs, 16); err != nil {
+	entries, err := h.Inspect(ctx, need)
+	if err != nil {
 		return nil, err
+	}
+	for i, e := range entries {
+		p := need[i]
+		switch kind[i] {
+		case isFile:
+			o.Files[p] = fromEntry(e, wantFile[p], rendered[p])
+		case isDir:
+			o.Dirs[p] = dirOf(e.Info, e.Exists)
+		case isRole:
+			if !e.Exists {
+				continue
+			}
+			if what := fileProblem(e.Info); what != "" {
+				return nil, fmt.Errorf("%s:%s: %s", h.Name(), p, what)
+			}
+			r, err := parseRole(h, p, e.Data)
+			if err != nil {
+				return nil, err
+			}
+			o.Roles[slot[i]] = r
+		}
 	}
 	if ob != nil {
 		o.Exec, o.Builds = true, ob.builds
@@ -230,25 +241,24 @@ func dirOf(fi transport.FileInfo, exists bool) *state.Dir {
 	return od
 }
 
-// readFile reads a managed file without following a link or opening
-// anything but a regular file of a sane size: anything else is a Problem.
-func readFile(ctx context.Context, h transport.Host, path string, known []byte) (*state.File, error) {
-	fi, err := h.Lstat(ctx, path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &state.File{}, nil
+// fromEntry is the state of a managed file from what Inspect found:
+// its content with the secrets redacted (known is its rendering and
+// recorded secret lines), or a Problem if it is anything but a regular
+// file of a sane size.
+func fromEntry(e transport.Entry, want *render.File, known []byte) *state.File {
+	if !e.Exists {
+		return &state.File{}
 	}
-	if err != nil {
-		return &state.File{}, err
+	if what := fileProblem(e.Info); what != "" {
+		return &state.File{Problem: what}
 	}
-	if what := fileProblem(fi); what != "" {
-		return &state.File{Problem: what}, nil
+	mode := e.Info.Mode.Perm()
+	if want != nil && len(want.Secrets) == 0 && !secret.HasMarker(known) && bytes.Equal(e.Data, want.Content) {
+		// As in fromObserved: Redact would leave it alone.
+		return &state.File{Exists: true, Mode: mode, Content: want.Content, SHA256: want.SHA256}
 	}
-	data, err := h.ReadFile(ctx, path)
-	if err != nil {
-		return &state.File{}, err
-	}
-	data = secret.Redact(known, data)
-	return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: data, SHA256: state.Hash(data)}, nil
+	data := secret.Redact(known, e.Data)
+	return &state.File{Exists: true, Mode: mode, Content: data, SHA256: state.Hash(data)}
 }
 
 // checkBuild asks the host whether prefix/bin/master is an executable.
@@ -295,31 +305,7 @@ func WriteManifest(ctx context.Context, h transport.Host, m *state.Manifest) err
 	if err := h.MkdirAll(ctx, hostpath.StateDir, 0o755, transport.Owner{}); err != nil {
 		return err
 	}
-	return h.WriteFile(ctx, hostpath.Manifest, m.Encode(), 0o644, transport.Owner{})
-}
-
-// runParallel runs jobs with at most n at once and returns the first error.
-func runParallel(jobs []func() error, n int) error {
-	sem := make(chan struct{}, n)
-	errs := make(chan error, len(jobs))
-	var wg sync.WaitGroup
-	for _, job := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs <- job()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return transport.WriteFile(ctx, h, hostpath.Manifest, m.Encode(), 0o644, transport.Owner{})
 }
 
 // ReadRole returns the role h records for slot, and whether it records one.
@@ -332,17 +318,30 @@ func ReadRole(ctx context.Context, h transport.Host, slot string) (layout.Role, 
 	if err != nil {
 		return "", false, err
 	}
-	r := layout.Role(strings.TrimSpace(string(data)))
-	if r != layout.Master && r != layout.Replica {
-		return "", false, fmt.Errorf("%s:%s: unknown role %.40q (master or replica)", h.Name(), path, r)
-	}
-	return r, true, nil
+	r, err := parseRole(h, path, data)
+	return r, err == nil, err
 }
 
-// WriteRole records slot's current role on h.
-func WriteRole(ctx context.Context, h transport.Host, slot string, role layout.Role) error {
+// parseRole reads the role file at path of h.
+func parseRole(h transport.Host, path string, data []byte) (layout.Role, error) {
+	r := layout.Role(strings.TrimSpace(string(data)))
+	if r != layout.Master && r != layout.Replica {
+		return "", fmt.Errorf("%s:%s: unknown role %.40q (master or replica)", h.Name(), path, r)
+	}
+	return r, nil
+}
+
+// WriteRoles records on h the current role of each slot of roles.
+func WriteRoles(ctx context.Context, h transport.Host, roles map[string]layout.Role) error {
+	if len(roles) == 0 {
+		return nil
+	}
 	if err := h.MkdirAll(ctx, hostpath.RolesDir, 0o755, transport.Owner{}); err != nil {
 		return err
 	}
-	return h.WriteFile(ctx, hostpath.Named(slot).RoleFile, []byte(string(role)+"\n"), 0o644, transport.Owner{})
+	files := make([]transport.File, 0, len(roles))
+	for _, slot := range slices.Sorted(maps.Keys(roles)) {
+		files = append(files, transport.File{Path: hostpath.Named(slot).RoleFile, Data: []byte(string(roles[slot]) + "\n"), Mode: 0o644})
+	}
+	return h.WriteFiles(ctx, files)
 }

@@ -159,5 +159,5 @@ func WriteChecks(ctx context.Context, h transport.Host, c *report.Checks) error 
 	if err != nil {
 		return err
 	}
-	return h.WriteFile(ctx, hostpath.Checks(c.Store), append(data, '\n'), 0o644, transport.Owner{})
+	return transport.WriteFile(ctx, h, hostpath.Checks(c.Store), append(data, '\n'), 0o644, transport.Owner{})
 }

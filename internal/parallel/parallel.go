@@ -4,16 +4,16 @@ package parallel
 
 import "sync"
 
-// Each calls fn for every name, at most n at once (at least one), and
+// Each calls fn for every item, at most n at once (at least one), and
 // returns when all calls have.
-func Each(names []string, n int, fn func(string)) {
+func Each[T any](items []T, n int, fn func(T)) {
 	sem := make(chan struct{}, max(n, 1))
 	var wg sync.WaitGroup
-	for _, name := range names {
+	for _, item := range items {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			fn(name)
+			fn(item)
 		})
 	}
 	wg.Wait()

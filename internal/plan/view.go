@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +14,12 @@ import (
 // slot, each file with a unified diff, the imapd.conf options that
 // change, the service action; then drift, actions in order, problems,
 // and a closing summary line.
-// kind is "plan" (of hosts) or "diff" (of two layouts).
-func (p *Plan) WriteText(w io.Writer, kind string) {
+// kind is "plan" (of hosts) or "diff" (of two layouts). It writes
+// through one buffer: a plan of 10,000 slots is 100,000 lines, not one
+// system call each.
+func (p *Plan) WriteText(out io.Writer, kind string) {
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer w.Flush()
 	header := "Layout: not in git"
 	if p.Commit != "" {
 		header = "Layout: commit " + short(p.Commit)

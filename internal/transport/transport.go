@@ -70,6 +70,15 @@ type FileInfo struct {
 	IsDir bool
 }
 
+// Entry is what stands at one path, as Inspect found it.
+type Entry struct {
+	Exists bool
+	Info   FileInfo // as Lstat describes it; zero unless Exists
+	// Data is the content when Info is a regular file of at most
+	// MaxReadSize bytes (CheckReadable), nil for anything else.
+	Data []byte
+}
+
 // DirEntry is one entry of a directory.
 type DirEntry struct {
 	Name string
@@ -81,6 +90,19 @@ type DirEntry struct {
 type Owner struct {
 	User  string
 	Group string
+}
+
+// File is one file for WriteFiles: its path, content, mode and owner.
+type File struct {
+	Path  string
+	Data  []byte
+	Mode  fs.FileMode
+	Owner Owner
+}
+
+// WriteFile replaces the one file path on h atomically (WriteFiles).
+func WriteFile(ctx context.Context, h Host, path string, data []byte, mode fs.FileMode, owner Owner) error {
+	return h.WriteFiles(ctx, []File{{Path: path, Data: data, Mode: mode, Owner: owner}})
 }
 
 // ExitError is returned by Run when the command ran and exited non-zero.
@@ -102,6 +124,15 @@ type Host interface {
 	// link, a FIFO, a device) is never opened and gives ErrNotRegular.
 	ReadFile(ctx context.Context, path string) ([]byte, error)
 
+	// Inspect describes every one of paths as Lstat does, and reads
+	// those that are regular files of at most MaxReadSize bytes as
+	// ReadFile does (nothing else is opened): what a plan needs to know
+	// of the paths cyrplan manages, at the transport's best speed. It
+	// returns one Entry per path, in order; a missing path is an Entry
+	// that does not exist. A path that changed between its description
+	// and its read is described as what was read.
+	Inspect(ctx context.Context, paths []string) ([]Entry, error)
+
 	// Stat describes path, following symbolic links. A missing path
 	// satisfies fs.ErrNotExist.
 	Stat(ctx context.Context, path string) (FileInfo, error)
@@ -114,13 +145,16 @@ type Host interface {
 	// Lstat describes it. A missing directory satisfies fs.ErrNotExist.
 	ReadDir(ctx context.Context, path string) ([]DirEntry, error)
 
-	// WriteFile replaces path atomically: it writes a temporary file in
-	// the same directory, syncs it, sets mode and owner, and renames it
-	// over path (durable by Sync at the latest). Readers see the old or
-	// the new content, never a mix;
-	// a crash at any moment leaves at most a stray temporary file whose
-	// name starts with TempPrefix. Parent directories must exist.
-	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode, owner Owner) error
+	// WriteFiles replaces the path of each file atomically: it writes
+	// every file's content to a temporary file in the same directory,
+	// with its mode and owner, makes them all durable, and only then
+	// renames each over its path (the renames are durable by Sync at the
+	// latest). Readers see the old or the new content, never a mix; a
+	// crash at any moment leaves at most stray temporary files whose
+	// names start with TempPrefix. A failure before the renames changes
+	// nothing; one during them leaves the files renamed so far replaced.
+	// Parent directories must exist.
+	WriteFiles(ctx context.Context, files []File) error
 
 	// CreateExclusive creates path with data only if it does not exist
 	// (O_CREATE|O_EXCL); if it exists the error satisfies fs.ErrExist.
@@ -144,7 +178,7 @@ type Host interface {
 	// *ExitError; transports that cannot run commands give ErrNoExec.
 	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error
 
-	// Sync makes every WriteFile so far durable (a transport that syncs
+	// Sync makes every WriteFiles so far durable (a transport that syncs
 	// each write has nothing left to do).
 	Sync(ctx context.Context) error
 

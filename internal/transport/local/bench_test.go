@@ -3,8 +3,8 @@ package local_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -38,65 +38,39 @@ func newBenchHost(slots int) benchHost {
 func parentDir(p string) string { return p[:strings.LastIndexByte(p, '/')] }
 
 // write does what a first apply does on a host: each directory, then
-// each file and role after MkdirAll of its directory, then Sync.
+// the parent of each file once and every file in one WriteFiles, the
+// roles in another, then Sync.
 func (bh benchHost) write(ctx context.Context, h transport.Host, content []byte) error {
+	made := map[string]bool{}
 	for _, d := range bh.dirs {
 		if err := h.MkdirAll(ctx, d, 0o750, transport.Owner{}); err != nil {
 			return err
 		}
+		made[d] = true
 	}
-	for _, f := range append(bh.files, bh.roles...) {
-		if err := h.MkdirAll(ctx, parentDir(f), 0o755, transport.Owner{}); err != nil {
-			return err
+	for _, batch := range [][]string{bh.files, bh.roles} {
+		var files []transport.File
+		for _, f := range batch {
+			if dir := parentDir(f); !made[dir] {
+				if err := h.MkdirAll(ctx, dir, 0o755, transport.Owner{}); err != nil {
+					return err
+				}
+				made[dir] = true
+			}
+			files = append(files, transport.File{Path: f, Data: content, Mode: 0o640})
 		}
-		if err := h.WriteFile(ctx, f, content, 0o640, transport.Owner{}); err != nil {
+		if err := h.WriteFiles(ctx, files); err != nil {
 			return err
 		}
 	}
 	return h.Sync(ctx)
 }
 
-// observe reads the host as a no-change plan does (package onhost), 16
-// requests at once: each file Lstat'ed then read, each directory
-// Lstat'ed, each role read.
+// observe reads the host as a no-change plan does (package onhost): one
+// Inspect of every file, directory and role.
 func (bh benchHost) observe(ctx context.Context, h transport.Host) error {
-	var (
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 16)
-		mu   sync.Mutex
-		errs []error
-	)
-	do := func(f func() error) {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := f(); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
-	}
-	for _, f := range bh.files {
-		do(func() error {
-			if _, err := h.Lstat(ctx, f); err != nil {
-				return err
-			}
-			_, err := h.ReadFile(ctx, f)
-			return err
-		})
-	}
-	for _, d := range bh.dirs {
-		do(func() error { _, err := h.Lstat(ctx, d); return err })
-	}
-	for _, r := range bh.roles {
-		do(func() error { _, err := h.ReadFile(ctx, r); return err })
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	_, err := h.Inspect(ctx, slices.Concat(bh.files, bh.dirs, bh.roles))
+	return err
 }
 
 // BenchmarkObserve is the local transport's part of a no-change plan of
@@ -119,8 +93,8 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // BenchmarkFirstApply is the local transport's part of a first apply of
-// one host of 80 slots: every directory and file created, files synced,
-// then Sync.
+// one host of 80 slots: every directory and file created, the files
+// synced at once, then Sync.
 func BenchmarkFirstApply(b *testing.B) {
 	ctx := b.Context()
 	bh := newBenchHost(80)

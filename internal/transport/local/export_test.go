@@ -1,10 +1,5 @@
 package local
 
-import (
-	"maps"
-	"slices"
-)
-
 // SetReadHook makes ReadFile call f between the fstat of the file it
 // opened and the read, until restore is called.
 func SetReadHook(f func()) (restore func()) {
@@ -12,9 +7,17 @@ func SetReadHook(f func()) (restore func()) {
 	return func() { testHookRead = nil }
 }
 
-// Dirty returns the directories the next Sync syncs.
-func (h *Host) Dirty() []string {
+// NewThroughRoot is New, resolving every path through the os.Root as on
+// a kernel without openat2.
+func NewThroughRoot(root, name string) *Host {
+	h := New(root, name)
+	h.throughRoot = true
+	return h
+}
+
+// Dirty says whether the next Sync has renames to make durable.
+func (h *Host) Dirty() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Sorted(maps.Keys(h.dirty))
+	return h.dirty
 }

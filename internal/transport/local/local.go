@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -19,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -33,21 +33,33 @@ import (
 // symbolic links are refused altogether), and replacing the directory
 // afterwards changes nothing: the Host keeps the directory it opened.
 //
-// Every operation resolves its path through the root once. Those that
-// must not follow a link at the last element (ReadFile, WriteFile,
-// CreateExclusive, MkdirAll) resolve the directory holding it through
-// the root and act on the last element by name with the *at system
+// Every operation resolves its path inside the directory once. Most
+// (ReadFile, Lstat, WriteFile, CreateExclusive, MkdirAll, Sync) resolve
+// the directory holding the last element, with one openat2 system call
+// where the kernel has it (Linux 5.6 and later) and through the os.Root
+// otherwise, and act on the last element by name with the *at system
 // calls and O_NOFOLLOW: os.Root's own OpenFile follows a link there,
-// whatever the flags.
+// whatever the flags. The others (Stat, ReadDir, Remove, Rename) go
+// through the os.Root.
 type Host struct {
 	name  string
 	dir   string // ROOT/NAME
 	where string // name and dir, the prefix of every error
 
+	throughRoot bool // resolve every path through the os.Root (tests)
+
 	mu     sync.Mutex
-	root   *os.Root        // nil until the directory exists
-	closed bool            // by Close
-	dirty  map[string]bool // directories renamed into since the last Sync
+	top    *hostDir // nil until the directory exists
+	closed bool     // by Close
+	dirty  bool     // renamed into since the last Sync
+}
+
+// hostDir is the host's directory, opened once: as an os.Root, and as a
+// descriptor that openat2 resolves paths beneath in one system call.
+type hostDir struct {
+	root *os.Root
+	dir  *os.File // the same directory
+	fd   int      // dir's descriptor; -1 to resolve only through the root
 }
 
 var _ transport.Host = (*Host)(nil)
@@ -57,7 +69,7 @@ var _ transport.Host = (*Host)(nil)
 // it, as the "/" of a real host always exists.
 func New(root, name string) *Host {
 	dir := filepath.Join(root, name)
-	return &Host{name: name, dir: dir, where: name + " (" + dir + ")", dirty: map[string]bool{}}
+	return &Host{name: name, dir: dir, where: name + " (" + dir + ")"}
 }
 
 // Name returns the host's name.
@@ -68,101 +80,189 @@ func (h *Host) Name() string { return h.name }
 var testHookRead func()
 
 // ReadFile returns the content of the regular file at the host path p:
-// one open, after which the size is known (fstat), one read of that size
-// into a buffer of that size, and one more read that finds the end. What
-// stands at p is described first without following a link, and is
-// never opened unless it is a regular file of at most MaxReadSize bytes.
+// one open, after which the size is known (fstat), and one read of that
+// size. What stands at p is described first without following a link,
+// and is never opened unless it is a regular file of at most
+// MaxReadSize bytes.
 func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
-	r, rel, err := h.open(ctx, p, false)
+	top, rel, err := h.open(ctx, p, false)
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
-	d, _, name, err := parent(r, rel)
+	dfd, _, name, err := top.parent(rel)
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
-	defer d.Close()
-	data, err := readAt(int(d.Fd()), name)
+	defer unix.Close(dfd)
+	data, _, err := readAt(dfd, name)
 	if err != nil {
 		return nil, h.fail("read", p, err)
 	}
 	return data, nil
 }
 
-// readAt reads the regular file name in the directory dfd.
-func readAt(dfd int, name string) ([]byte, error) {
+// Inspect describes and reads paths one after the other, directory by
+// directory: each directory holding some of them is opened once, and
+// each path is then one fstatat and, for a regular file, one open, one
+// fstat and one read.
+func (h *Host) Inspect(ctx context.Context, paths []string) ([]transport.Entry, error) {
+	out := make([]transport.Entry, len(paths))
+	top, _, err := h.open(ctx, "/", false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil // no host directory: nothing anywhere
+	}
+	if err != nil {
+		return nil, h.fail("inspect", "/", err)
+	}
+	type item struct {
+		i         int
+		dir, name string
+	}
+	items := make([]item, len(paths))
+	for i, p := range paths {
+		r, err := rel(p)
+		if err != nil {
+			return nil, h.fail("inspect", p, err)
+		}
+		dir, name := split(r)
+		items[i] = item{i, dir, name}
+	}
+	slices.SortStableFunc(items, func(a, b item) int { return strings.Compare(a.dir, b.dir) })
+	dfd, open, openErr := -1, "", error(nil)
+	defer func() {
+		if dfd >= 0 {
+			unix.Close(dfd)
+		}
+	}()
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return nil, h.fail("inspect", paths[it.i], err)
+		}
+		if it.dir != open {
+			if dfd >= 0 {
+				unix.Close(dfd)
+			}
+			open = it.dir
+			dfd, openErr = top.openDir(it.dir)
+		}
+		var e transport.Entry
+		switch {
+		case errors.Is(openErr, fs.ErrNotExist):
+		case openErr != nil:
+			return nil, h.fail("inspect", paths[it.i], openErr)
+		default:
+			data, fi, err := readAt(dfd, it.name)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err == nil, errors.Is(err, transport.ErrNotRegular), errors.Is(err, transport.ErrTooLarge):
+				e = transport.Entry{Exists: true, Info: fi, Data: data}
+			default:
+				return nil, h.fail("inspect", paths[it.i], err)
+			}
+		}
+		out[it.i] = e
+	}
+	return out, nil
+}
+
+// readAt reads the regular file name in the directory dfd, and describes
+// what stands there (a link as a link): when it cannot be read because
+// it is not a regular file or too large, the error says so
+// (ErrNotRegular, ErrTooLarge) and fi what it is.
+func readAt(dfd int, name string) (data []byte, fi transport.FileInfo, err error) {
 	var st unix.Stat_t
 	if err := eintr(func() error { return unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-		return nil, err
+		return nil, fi, err
 	}
-	if err := checkReadable(&st); err != nil {
-		return nil, err
+	if fi = fileInfo(&st); transport.CheckReadable(fi) != nil {
+		return nil, fi, transport.CheckReadable(fi)
 	}
 	// Something put there since the fstatat is opened without following
 	// a link and without blocking (a FIFO), and the fstat of the open
 	// file decides.
 	var fd int
-	err := eintr(func() (err error) {
+	err = eintr(func() (err error) {
 		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		return err
 	})
 	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%w: it is %s", transport.ErrNotRegular, transport.Kind(fs.ModeSymlink))
+		fi = transport.FileInfo{Mode: fs.ModeSymlink | 0o777}
+		return nil, fi, transport.CheckReadable(fi)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fi, err
 	}
 	defer unix.Close(fd)
 	if err := eintr(func() error { return unix.Fstat(fd, &st) }); err != nil {
-		return nil, err
+		return nil, fi, err
 	}
-	if err := checkReadable(&st); err != nil {
-		return nil, err
+	if fi = fileInfo(&st); transport.CheckReadable(fi) != nil {
+		return nil, fi, transport.CheckReadable(fi)
 	}
 	if testHookRead != nil {
 		testHookRead()
 	}
-	// One byte more than the size: only a file that grew since the fstat
-	// fills the buffer, and it is read on, to at most MaxReadSize+1.
+	// One byte more than the size: a read that fills it exactly to the
+	// size is the whole file (a regular file reads short only at its
+	// end); only a file that grew since the fstat fills the buffer, and
+	// it is read on, to at most MaxReadSize+1.
 	buf := make([]byte, st.Size+1)
-	n, err := io.ReadFull(fdReader(fd), buf)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return buf[:n], nil
+	n, err := fdReader(fd).Read(buf)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fi, err
 	}
-	if err != nil {
-		return nil, err
+	if int64(n) < st.Size {
+		m, err := io.ReadFull(fdReader(fd), buf[n:])
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fi, err
+		}
+		n += m
+	}
+	if n <= int(st.Size) {
+		fi.Size = int64(n)
+		return buf[:n], fi, nil
 	}
 	rest, err := io.ReadAll(io.LimitReader(fdReader(fd), transport.MaxReadSize+1-int64(n)))
 	if err != nil {
-		return nil, err
+		return nil, fi, err
 	}
 	if buf = append(buf, rest...); len(buf) > transport.MaxReadSize {
-		return nil, transport.ErrTooLarge
+		return nil, fi, transport.ErrTooLarge
 	}
-	return buf, nil
+	fi.Size = int64(len(buf))
+	return buf, fi, nil
 }
 
-// checkReadable is transport.CheckReadable for what fstat described.
-func checkReadable(st *unix.Stat_t) error {
-	var mode fs.FileMode
+// fileInfo is what fstat described, as transport.FileInfo.
+func fileInfo(st *unix.Stat_t) transport.FileInfo {
+	mode := fs.FileMode(st.Mode & 0o777)
 	switch uint32(st.Mode) & unix.S_IFMT {
 	case unix.S_IFDIR:
-		mode = fs.ModeDir
+		mode |= fs.ModeDir
 	case unix.S_IFLNK:
-		mode = fs.ModeSymlink
+		mode |= fs.ModeSymlink
 	case unix.S_IFIFO:
-		mode = fs.ModeNamedPipe
+		mode |= fs.ModeNamedPipe
 	case unix.S_IFSOCK:
-		mode = fs.ModeSocket
+		mode |= fs.ModeSocket
 	case unix.S_IFCHR:
-		mode = fs.ModeDevice | fs.ModeCharDevice
+		mode |= fs.ModeDevice | fs.ModeCharDevice
 	case unix.S_IFBLK:
-		mode = fs.ModeDevice
+		mode |= fs.ModeDevice
 	case unix.S_IFREG:
 	default:
-		mode = fs.ModeIrregular
+		mode |= fs.ModeIrregular
 	}
-	return transport.CheckReadable(transport.FileInfo{Mode: mode, Size: st.Size})
+	if st.Mode&unix.S_ISUID != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if st.Mode&unix.S_ISVTX != 0 {
+		mode |= fs.ModeSticky
+	}
+	return transport.FileInfo{Mode: mode, Size: st.Size, IsDir: mode.IsDir()}
 }
 
 // fdReader reads a descriptor.
@@ -185,101 +285,171 @@ func (fd fdReader) Read(b []byte) (int, error) {
 
 // Lstat describes the host path p itself, without following a link.
 func (h *Host) Lstat(ctx context.Context, p string) (transport.FileInfo, error) {
-	r, rel, err := h.open(ctx, p, false)
+	top, rel, err := h.open(ctx, p, false)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
 	}
-	fi, err := r.Lstat(rel)
+	fi, err := top.lstat(rel)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("lstat", p, err)
 	}
-	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
+	return fi, nil
+}
+
+// lstat describes rel itself.
+func (top *hostDir) lstat(rel string) (transport.FileInfo, error) {
+	dfd, _, name, err := top.parent(rel)
+	if err != nil {
+		return transport.FileInfo{}, err
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if err := eintr(func() error { return unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return transport.FileInfo{}, err
+	}
+	return fileInfo(&st), nil
 }
 
 // Stat describes the host path p, following symbolic links.
 func (h *Host) Stat(ctx context.Context, p string) (transport.FileInfo, error) {
-	r, rel, err := h.open(ctx, p, false)
+	top, rel, err := h.open(ctx, p, false)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
-	fi, err := r.Stat(rel)
+	fi, err := top.root.Stat(rel)
 	if err != nil {
 		return transport.FileInfo{}, h.fail("stat", p, err)
 	}
 	return transport.FileInfo{Mode: fi.Mode(), Size: fi.Size(), IsDir: fi.IsDir()}, nil
 }
 
-// WriteFile replaces the file at p atomically: it writes a temporary
-// file next to it, sets its mode, syncs it and renames it over p; Sync
-// makes the renames durable, once per directory. The owner is ignored:
-// the local transport keeps the files of many hosts under one user and
-// does not chown.
-func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, _ transport.Owner) error {
-	r, rel, err := h.open(ctx, p, true)
+// WriteFiles writes every file's content to a temporary file next to
+// it, with its mode, directory by directory; makes them all durable at
+// once (syncfs); then renames each over its path. Sync makes the
+// renames durable. The owner is ignored: the local transport keeps the
+// files of many hosts under one user and does not chown.
+func (h *Host) WriteFiles(ctx context.Context, files []transport.File) error {
+	if len(files) == 0 {
+		return nil
+	}
+	top, _, err := h.open(ctx, "/", true)
 	if err != nil {
-		return h.fail("write", p, err)
+		return h.fail("write", files[0].Path, err)
 	}
-	d, dir, name, err := parent(r, rel)
-	if err != nil {
-		return h.fail("write", p, err)
+	type temp struct {
+		f         *transport.File
+		dir, name string
+		tmp       string // "" until created
 	}
-	defer d.Close()
-	dfd := int(d.Fd())
-	tmp := transport.TempPrefix + strconv.FormatUint(rand.Uint64(), 36)
-	if err := create(dfd, tmp, data, mode); err != nil {
-		return h.fail("write", p, err)
+	temps := make([]temp, len(files))
+	for i := range files {
+		r, err := rel(files[i].Path)
+		if err != nil {
+			return h.fail("write", files[i].Path, err)
+		}
+		dir, name := split(r)
+		temps[i] = temp{f: &files[i], dir: dir, name: name}
 	}
-	if err := eintr(func() error { return unix.Renameat(dfd, tmp, dfd, name) }); err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
-		return h.fail("write", p, err)
-	}
-	h.mu.Lock()
-	h.dirty[dir] = true
-	h.mu.Unlock()
-	return nil
-}
-
-// Sync makes every rename since the last Sync durable: each directory
-// written into is synced once. One that is gone has nothing to keep; one
-// that fails stays to sync, with those after it, at the next Sync.
-func (h *Host) Sync(context.Context) error {
-	h.mu.Lock()
-	dirs := slices.Sorted(maps.Keys(h.dirty))
-	clear(h.dirty)
-	r := h.root
-	h.mu.Unlock()
-	for i, d := range dirs {
-		if err := syncDir(r, d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			h.mu.Lock()
-			for _, d := range dirs[i:] {
-				h.dirty[d] = true
+	slices.SortStableFunc(temps, func(a, b temp) int { return strings.Compare(a.dir, b.dir) })
+	// each calls fn for every temp, directory by directory, with the
+	// directory open; it stops at the first error, which names the file.
+	each := func(fn func(dfd int, t *temp) error) error {
+		dfd, open := -1, ""
+		defer func() {
+			if dfd >= 0 {
+				unix.Close(dfd)
 			}
-			h.mu.Unlock()
-			return h.fail("sync", "/"+d, err)
+		}()
+		for i := range temps {
+			t := &temps[i]
+			if dfd < 0 || t.dir != open {
+				if dfd >= 0 {
+					unix.Close(dfd)
+				}
+				var err error
+				if dfd, err = top.openDir(t.dir); err != nil {
+					return h.fail("write", t.f.Path, err)
+				}
+				open = t.dir
+			}
+			if err := fn(dfd, t); err != nil {
+				return h.fail("write", t.f.Path, err)
+			}
+		}
+		return nil
+	}
+	removeTemps := func() {
+		each(func(dfd int, t *temp) error {
+			if t.tmp != "" {
+				unix.Unlinkat(dfd, t.tmp, 0)
+			}
+			return nil
+		})
+	}
+	err = each(func(dfd int, t *temp) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tmp := transport.TempPrefix + strconv.FormatUint(rand.Uint64(), 36)
+		if err := create(dfd, tmp, t.f.Data, t.f.Mode, syncEachFile); err != nil {
+			return err
+		}
+		t.tmp = tmp
+		return nil
+	})
+	if err == nil {
+		if serr := syncFS(top.dir); serr != nil {
+			err = h.fail("write", files[0].Path, serr)
 		}
 	}
-	return nil
-}
-
-// syncDir makes the renames into the directory dir of r durable.
-func syncDir(r *os.Root, dir string) error {
-	d, err := r.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		removeTemps()
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = each(func(dfd int, t *temp) error {
+		if err := eintr(func() error { return unix.Renameat(dfd, t.tmp, dfd, t.name) }); err != nil {
+			return err
+		}
+		t.tmp = ""
+		return nil
+	})
+	h.mu.Lock()
+	h.dirty = true
+	h.mu.Unlock()
+	if err != nil {
+		removeTemps()
+	}
+	return err
+}
+
+// Sync makes every rename since the last Sync durable, with one syncfs
+// of the filesystem that holds the host directory.
+func (h *Host) Sync(context.Context) error {
+	h.mu.Lock()
+	dirty, top := h.dirty, h.top
+	h.dirty = false
+	h.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	if err := syncFS(top.dir); err != nil {
+		h.mu.Lock()
+		h.dirty = true
+		h.mu.Unlock()
+		return h.fail("sync", "/", err)
+	}
+	return nil
 }
 
 // ReadDir lists the directory at the host path p, sorted by name.
 func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, error) {
-	r, rel, err := h.open(ctx, p, false)
+	top, rel, err := h.open(ctx, p, false)
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
 	}
 	// Opened through the root, which follows a link at p (as Stat does):
 	// the entries are then described relative to the open directory.
-	d, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	d, err := top.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, h.fail("readdir", p, err)
 	}
@@ -303,19 +473,19 @@ func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, err
 // CreateExclusive creates the file p with data, failing with an error
 // that satisfies fs.ErrExist if p exists.
 func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode fs.FileMode) error {
-	r, rel, err := h.open(ctx, p, true)
+	top, rel, err := h.open(ctx, p, true)
 	if err != nil {
 		return h.fail("create", p, err)
 	}
-	d, _, name, err := parent(r, rel)
+	dfd, _, name, err := top.parent(rel)
 	if err != nil {
 		return h.fail("create", p, err)
 	}
-	defer d.Close()
-	if err := create(int(d.Fd()), name, data, mode); err != nil {
+	defer unix.Close(dfd)
+	if err := create(dfd, name, data, mode, true); err != nil {
 		return h.fail("create", p, err)
 	}
-	if err := d.Sync(); err != nil {
+	if err := eintr(func() error { return unix.Fsync(dfd) }); err != nil {
 		return h.fail("create", p, err)
 	}
 	return nil
@@ -324,62 +494,47 @@ func (h *Host) CreateExclusive(ctx context.Context, p string, data []byte, mode 
 // MkdirAll creates the directory p and its missing parents (mode 0755)
 // and sets the mode of p. The owner is ignored, as in WriteFile.
 func (h *Host) MkdirAll(ctx context.Context, p string, mode fs.FileMode, _ transport.Owner) error {
-	r, rel, err := h.open(ctx, p, true)
+	top, rel, err := h.open(ctx, p, true)
 	if err != nil {
 		return h.fail("mkdir", p, err)
 	}
-	// Mostly p exists: set its mode, and done.
-	if chmodDir(r, rel, mode) == nil {
-		return nil
-	}
-	// Find the missing directories, innermost first, then create them
-	// outermost first. Modes are set explicitly so that the umask does
-	// not matter.
-	var missing []string
-	for d := rel; d != "."; d = path.Dir(d) {
-		fi, err := r.Lstat(d)
-		if err == nil {
-			if !fi.IsDir() {
-				return h.fail("mkdir", p, fmt.Errorf("/%s is %s, not a directory; cyrplan never follows links where it writes", d, transport.Kind(fi.Mode())))
-			}
-			break
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return h.fail("mkdir", p, err)
-		}
-		missing = append(missing, d)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		err := r.Mkdir(missing[i], 0o755)
-		if errors.Is(err, fs.ErrExist) {
-			continue // made concurrently; checked by chmodDir below
-		}
-		if err == nil && i > 0 { // p itself gets its mode below
-			err = chmodDir(r, missing[i], 0o755)
-		}
-		if err != nil {
-			return h.fail("mkdir", p, err)
-		}
-	}
-	if err := chmodDir(r, rel, mode); err != nil {
+	if err := top.mkdirAll(rel, mode); err != nil {
 		return h.fail("mkdir", p, err)
 	}
 	return nil
 }
 
-// chmodDir sets the mode of the directory rel of r through a descriptor
-// opened without following a link: a link there is refused.
-func chmodDir(r *os.Root, rel string, mode fs.FileMode) error {
-	d, _, name, err := parent(r, rel)
+// mkdirAll makes rel a directory with mode, its missing parents first
+// (mode 0755). Mostly the parent exists: one open of it, one mkdir, one
+// open of the directory without following a link, one chmod. Modes are
+// set explicitly so that the umask does not matter.
+func (top *hostDir) mkdirAll(rel string, mode fs.FileMode) error {
+	dfd, dir, name, err := top.parent(rel)
+	if errors.Is(err, fs.ErrNotExist) && dir != "." {
+		if err := top.mkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		dfd, _, _, err = top.parent(rel)
+	}
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	var fd int
-	if err := eintr(func() (err error) {
-		fd, err = unix.Openat(int(d.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	defer unix.Close(dfd)
+	if err := eintr(func() error { return unix.Mkdirat(dfd, name, 0o755) }); err != nil && !errors.Is(err, unix.EEXIST) {
 		return err
-	}); err != nil {
+	}
+	var fd int
+	err = eintr(func() (err error) {
+		fd, err = unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		var st unix.Stat_t
+		if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			return fmt.Errorf("/%s is %s, not a directory; cyrplan never follows links where it writes", rel, transport.Kind(fileInfo(&st).Mode))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
@@ -388,14 +543,14 @@ func chmodDir(r *os.Root, rel string, mode fs.FileMode) error {
 
 // Remove deletes the file or empty directory p; a missing p is no error.
 func (h *Host) Remove(ctx context.Context, p string) error {
-	r, rel, err := h.open(ctx, p, false)
+	top, rel, err := h.open(ctx, p, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // no host directory, so no p either
 	}
 	if err != nil {
 		return h.fail("remove", p, err)
 	}
-	if err := r.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := top.root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return h.fail("remove", p, err)
 	}
 	return nil
@@ -403,7 +558,7 @@ func (h *Host) Remove(ctx context.Context, p string) error {
 
 // Rename moves oldpath to newpath, replacing newpath atomically.
 func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
-	r, oldrel, err := h.open(ctx, oldpath, false)
+	top, oldrel, err := h.open(ctx, oldpath, false)
 	if err != nil {
 		return h.fail("rename", oldpath, err)
 	}
@@ -411,7 +566,7 @@ func (h *Host) Rename(ctx context.Context, oldpath, newpath string) error {
 	if err != nil {
 		return h.fail("rename", newpath, err)
 	}
-	if err := r.Rename(oldrel, newrel); err != nil {
+	if err := top.root.Rename(oldrel, newrel); err != nil {
 		return transport.OpError(h.where, "rename", oldpath+" to "+newpath, err)
 	}
 	return nil
@@ -428,16 +583,16 @@ func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	if h.root == nil {
+	if h.top == nil {
 		return nil
 	}
-	return h.root.Close()
+	return errors.Join(h.top.dir.Close(), h.top.root.Close())
 }
 
-// open checks ctx and returns the host directory's root, opened once,
-// and p relative to it. With mkdir the host directory is created if
-// missing; without, a missing one gives fs.ErrNotExist.
-func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string, error) {
+// open checks ctx and returns the host directory, opened once, and p
+// relative to it. With mkdir the host directory is created if missing;
+// without, a missing one gives fs.ErrNotExist.
+func (h *Host) open(ctx context.Context, p string, mkdir bool) (*hostDir, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
@@ -450,8 +605,8 @@ func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string
 	switch {
 	case h.closed:
 		return nil, "", os.ErrClosed
-	case h.root != nil:
-		return h.root, rel, nil
+	case h.top != nil:
+		return h.top, rel, nil
 	}
 	if mkdir {
 		if err := os.MkdirAll(h.dir, 0o755); err != nil {
@@ -462,8 +617,18 @@ func (h *Host) open(ctx context.Context, p string, mkdir bool) (*os.Root, string
 	if err != nil {
 		return nil, "", err
 	}
-	h.root = r
-	return r, rel, nil
+	// The descriptor comes from the root, so both are the same
+	// directory even if h.dir is replaced meanwhile.
+	d, err := r.OpenFile(".", os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		r.Close()
+		return nil, "", err
+	}
+	h.top = &hostDir{root: r, dir: d, fd: int(d.Fd())}
+	if h.throughRoot {
+		h.top.fd = -1
+	}
+	return h.top, rel, nil
 }
 
 // rel turns the absolute host path p into a path relative to the host
@@ -479,16 +644,19 @@ func rel(p string) (string, error) {
 	return ".", nil
 }
 
-// parent opens, through r, the directory dir that holds the last element
-// of rel, and returns it with that element's name: a name without a
-// slash, which the *at system calls resolve inside that directory. When
-// the last element is "." or ".." (or rel ends in a slash), dir is rel
-// itself, resolved by r, and name is ".".
-//
-// The directory is opened O_NONBLOCK only so that package os, which
-// tries every file it opens with the poller, does not first make it
-// non-blocking and then blocking again (four fcntl).
-func parent(r *os.Root, rel string) (d *os.File, dir, name string, err error) {
+// parent opens the directory dir that holds the last element of rel,
+// and returns it with that element's name: a name without a slash,
+// which the *at system calls resolve inside that directory. When the
+// last element is "." or ".." (or rel ends in a slash), dir is rel
+// itself and name is ".". The caller closes the descriptor.
+func (top *hostDir) parent(rel string) (dfd int, dir, name string, err error) {
+	dir, name = split(rel)
+	dfd, err = top.openDir(dir)
+	return dfd, dir, name, err
+}
+
+// split is rel as parent opens it: the directory, and the name in it.
+func split(rel string) (dir, name string) {
 	dir, name = ".", rel
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		dir, name = rel[:i], rel[i+1:]
@@ -496,13 +664,45 @@ func parent(r *os.Root, rel string) (d *os.File, dir, name string, err error) {
 	if name == "" || name == "." || name == ".." {
 		dir, name = rel, "."
 	}
-	d, err = r.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
-	return d, dir, name, err
+	return dir, name
+}
+
+// noOpenat2 is set once the kernel said it has no openat2.
+var noOpenat2 atomic.Bool
+
+// errEscapes is what openat2 says (EXDEV) of a path that would leave the
+// host directory.
+var errEscapes = errors.New("path escapes from the host directory")
+
+// openDir opens the directory dir: beneath the host directory with one
+// openat2, or through the root where the kernel has no openat2.
+//
+// Through the root, the directory is opened O_NONBLOCK only so that
+// package os, which tries every file it opens with the poller, does not
+// first make it non-blocking and then blocking again (four fcntl).
+func (top *hostDir) openDir(dir string) (int, error) {
+	if top.fd >= 0 && !noOpenat2.Load() {
+		fd, ok, err := openBeneath(top.fd, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+		if ok {
+			if errors.Is(err, unix.EXDEV) {
+				err = errEscapes
+			}
+			return fd, err
+		}
+		noOpenat2.Store(true)
+	}
+	d, err := top.root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer d.Close()
+	return unix.FcntlInt(d.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 }
 
 // create makes the new file name in the directory dfd with mode and
-// data, synced to disk, or removes it again and returns an error.
-func create(dfd int, name string, data []byte, mode fs.FileMode) (err error) {
+// data (with sync, synced to disk), or removes it again and returns an
+// error.
+func create(dfd int, name string, data []byte, mode fs.FileMode, sync bool) (err error) {
 	var fd int
 	if err := eintr(func() (err error) {
 		fd, err = unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -535,6 +735,9 @@ func create(dfd int, name string, data []byte, mode fs.FileMode) (err error) {
 			return io.ErrShortWrite
 		}
 		data = data[n:]
+	}
+	if !sync {
+		return nil
 	}
 	return eintr(func() error { return unix.Fsync(fd) })
 }

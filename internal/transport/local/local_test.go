@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,15 +14,30 @@ import (
 	"github.com/cyrplan/cyrplan/internal/transport/transporttest"
 )
 
+// resolvers are the two ways a Host resolves paths: openat2, and the
+// os.Root alone, as on a kernel without openat2. The tests that check
+// what a path can reach run with both.
+var resolvers = []struct {
+	name string
+	new  func(root, name string) *local.Host
+}{
+	{"openat2", local.New},
+	{"root", local.NewThroughRoot},
+}
+
 func TestConformance(t *testing.T) {
-	transporttest.Run(t, func(t *testing.T) transporttest.Fixture {
-		root := t.TempDir()
-		dir := filepath.Join(root, "imap6", "work")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return transporttest.Fixture{Host: local.New(root, "imap6"), Dir: "/work", LocalDir: dir}
-	})
+	for _, r := range resolvers {
+		t.Run(r.name, func(t *testing.T) {
+			transporttest.Run(t, func(t *testing.T) transporttest.Fixture {
+				root := t.TempDir()
+				dir := filepath.Join(root, "imap6", "work")
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return transporttest.Fixture{Host: r.new(root, "imap6"), Dir: "/work", LocalDir: dir}
+			})
+		})
+	}
 }
 
 // TestLayout checks that host paths land under ROOT/NAME.
@@ -34,7 +48,7 @@ func TestLayout(t *testing.T) {
 	if err := h.MkdirAll(ctx, "/etc/cyrus", 0o755, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.WriteFile(ctx, "/etc/cyrus/imapd.conf", []byte("x\n"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/cyrus/imapd.conf", []byte("x\n"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(filepath.Join(root, "imap6", "etc", "cyrus", "imapd.conf"))
@@ -55,7 +69,7 @@ func TestMissingHostDir(t *testing.T) {
 	if err := h.Remove(ctx, "/etc/x"); err != nil {
 		t.Errorf("Remove = %v; want nil", err)
 	}
-	if err := h.WriteFile(ctx, "/x", []byte("x"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/x", []byte("x"), 0o644, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "imap6", "x")); err != nil {
@@ -65,6 +79,12 @@ func TestMissingHostDir(t *testing.T) {
 
 // TestEscape checks that no path reaches outside the host directory.
 func TestEscape(t *testing.T) {
+	for _, r := range resolvers {
+		t.Run(r.name, func(t *testing.T) { testEscape(t, r.new) })
+	}
+}
+
+func testEscape(t *testing.T, newHost func(root, name string) *local.Host) {
 	root := t.TempDir()
 	outside := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "imap6"), 0o755); err != nil {
@@ -76,10 +96,10 @@ func TestEscape(t *testing.T) {
 	if err := os.Symlink("../../", filepath.Join(root, "imap6", "up")); err != nil {
 		t.Fatal(err)
 	}
-	h := local.New(root, "imap6")
+	h := newHost(root, "imap6")
 	ctx := t.Context()
 	for _, p := range []string{"/../escaped", "/etc/../../escaped", "/link/escaped", "/up/escaped"} {
-		err := h.WriteFile(ctx, p, []byte("x"), 0o644, transport.Owner{})
+		err := transport.WriteFile(ctx, h, p, []byte("x"), 0o644, transport.Owner{})
 		if err == nil {
 			t.Errorf("WriteFile(%s) succeeded", p)
 			continue
@@ -95,13 +115,13 @@ func TestEscape(t *testing.T) {
 	}
 	// ".." that stays inside is fine, resolved as the kernel does:
 	// "/a/.." needs /a.
-	if err := h.WriteFile(ctx, "/a/../b", []byte("x"), 0o644, transport.Owner{}); err == nil {
+	if err := transport.WriteFile(ctx, h, "/a/../b", []byte("x"), 0o644, transport.Owner{}); err == nil {
 		t.Error("WriteFile(/a/../b) succeeded though /a does not exist")
 	}
 	if err := h.MkdirAll(ctx, "/a", 0o755, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.WriteFile(ctx, "/a/../b", []byte("x"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/a/../b", []byte("x"), 0o644, transport.Owner{}); err != nil {
 		t.Error(err)
 	}
 }
@@ -110,6 +130,12 @@ func TestEscape(t *testing.T) {
 // replaced by a link to elsewhere, the Host still works in the directory
 // it opened, and nothing elsewhere is touched.
 func TestRootOpenedOnce(t *testing.T) {
+	for _, r := range resolvers {
+		t.Run(r.name, func(t *testing.T) { testRootOpenedOnce(t, r.new) })
+	}
+}
+
+func testRootOpenedOnce(t *testing.T, newHost func(root, name string) *local.Host) {
 	root, outside := t.TempDir(), t.TempDir()
 	dir := filepath.Join(root, "imap6")
 	ctx := t.Context()
@@ -121,9 +147,9 @@ func TestRootOpenedOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outside, "etc", "secret"), []byte("outside"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := local.New(root, "imap6")
+	h := newHost(root, "imap6")
 	defer h.Close()
-	if err := h.WriteFile(ctx, "/etc/a", []byte("a"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/a", []byte("a"), 0o644, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(dir, dir+".old"); err != nil {
@@ -141,7 +167,7 @@ func TestRootOpenedOnce(t *testing.T) {
 	if got, err := h.ReadFile(ctx, "/etc/a"); err != nil || string(got) != "a" {
 		t.Errorf("ReadFile(/etc/a) = %q, %v; want %q", got, err, "a")
 	}
-	if err := h.WriteFile(ctx, "/etc/b", []byte("b"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/b", []byte("b"), 0o644, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.MkdirAll(ctx, "/etc/d", 0o755, transport.Owner{}); err != nil {
@@ -164,69 +190,37 @@ func TestRootOpenedOnce(t *testing.T) {
 	}
 }
 
-// TestSync checks that WriteFile leaves the renames' directories to
-// Sync, which syncs each once; CreateExclusive syncs at once.
+// TestSync checks that WriteFiles leaves its renames to Sync, which
+// has nothing left to do after it; CreateExclusive syncs at once.
 func TestSync(t *testing.T) {
 	root := t.TempDir()
 	h := local.New(root, "imap6")
 	defer h.Close()
 	ctx := t.Context()
-	for _, d := range []string{"/a", "/b/c"} {
-		if err := h.MkdirAll(ctx, d, 0o755, transport.Owner{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(p string) {
-		t.Helper()
-		if err := h.WriteFile(ctx, p, []byte(p), 0o644, transport.Owner{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range []string{"/a/1", "/a/2", "/b/c/1", "/top"} {
-		write(p)
-	}
-	if got, want := h.Dirty(), []string{".", "a", "b/c"}; !slices.Equal(got, want) {
-		t.Errorf("before Sync, directories to sync %q; want %q", got, want)
-	}
-	if err := h.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.Dirty(); len(got) != 0 {
-		t.Errorf("after Sync, directories to sync %q; want none", got)
-	}
-	if err := h.CreateExclusive(ctx, "/a/lock", []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.Dirty(); len(got) != 0 {
-		t.Errorf("after CreateExclusive, directories to sync %q; want none", got)
-	}
-
-	// A directory gone by Sync has nothing left to sync; one that
-	// cannot be synced stays to sync, with those after it.
-	write("/a/3")
-	write("/b/c/2")
-	if err := os.RemoveAll(filepath.Join(root, "imap6", "b")); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Sync(ctx); err != nil {
-		t.Errorf("Sync with a directory gone = %v; want nil", err)
-	}
-	write("/a/4")
 	if err := h.MkdirAll(ctx, "/b/c", 0o755, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
-	write("/b/c/3")
-	if err := os.RemoveAll(filepath.Join(root, "imap6", "a")); err != nil {
+	if h.Dirty() {
+		t.Error("MkdirAll left something to sync")
+	}
+	files := []transport.File{{Path: "/b/c/1", Data: []byte("1"), Mode: 0o644}, {Path: "/top", Data: []byte("t"), Mode: 0o600}}
+	if err := h.WriteFiles(ctx, files); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, "imap6", "a"), nil, 0o644); err != nil {
+	if !h.Dirty() {
+		t.Error("after WriteFiles, nothing to sync")
+	}
+	if err := h.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Sync(ctx); err == nil || !strings.Contains(err.Error(), "sync /a") {
-		t.Errorf("Sync with /a a file = %v; want an error naming /a", err)
+	if h.Dirty() {
+		t.Error("after Sync, still something to sync")
 	}
-	if got, want := h.Dirty(), []string{"a", "b/c"}; !slices.Equal(got, want) {
-		t.Errorf("after a failed Sync, directories to sync %q; want %q", got, want)
+	if err := h.CreateExclusive(ctx, "/b/lock", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if h.Dirty() {
+		t.Error("after CreateExclusive, something to sync")
 	}
 }
 
@@ -287,9 +281,15 @@ func TestReadGrows(t *testing.T) {
 // TestNotRegular checks that ReadFile opens nothing but a regular file of
 // a sane size, and that MkdirAll follows no link.
 func TestNotRegular(t *testing.T) {
+	for _, r := range resolvers {
+		t.Run(r.name, func(t *testing.T) { testNotRegular(t, r.new) })
+	}
+}
+
+func testNotRegular(t *testing.T, newHost func(root, name string) *local.Host) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "imap6")
-	h := local.New(root, "imap6")
+	h := newHost(root, "imap6")
 	defer h.Close()
 	ctx := t.Context()
 	if err := os.MkdirAll(filepath.Join(dir, "d"), 0o755); err != nil {
@@ -330,11 +330,11 @@ func TestNotRegular(t *testing.T) {
 		t.Errorf("the link's target: %v, %v; want mode 0755 unchanged", fi, err)
 	}
 	for _, p := range []string{"/d/", "/d/.", "/d/.."} {
-		if err := h.WriteFile(ctx, p, []byte("x"), 0o644, transport.Owner{}); err == nil {
+		if err := transport.WriteFile(ctx, h, p, []byte("x"), 0o644, transport.Owner{}); err == nil {
 			t.Errorf("WriteFile(%s) succeeded", p)
 		}
 	}
-	if err := h.WriteFile(ctx, "/link", []byte("new"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/link", []byte("new"), 0o644, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "target")); err != nil || string(got) != "x" {
@@ -348,7 +348,13 @@ func TestNotRegular(t *testing.T) {
 
 // TestSpecialModes checks that setuid, setgid and sticky bits are set.
 func TestSpecialModes(t *testing.T) {
-	h := local.New(t.TempDir(), "imap6")
+	for _, r := range resolvers {
+		t.Run(r.name, func(t *testing.T) { testSpecialModes(t, r.new) })
+	}
+}
+
+func testSpecialModes(t *testing.T, newHost func(root, name string) *local.Host) {
+	h := newHost(t.TempDir(), "imap6")
 	defer h.Close()
 	ctx := t.Context()
 	mode := fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky | 0o750
@@ -358,7 +364,7 @@ func TestSpecialModes(t *testing.T) {
 	if fi, err := h.Stat(ctx, "/a/b"); err != nil || fi.Mode != fs.ModeDir|mode {
 		t.Errorf("Stat(/a/b) = %v, %v; want mode %v", fi.Mode, err, fs.ModeDir|mode)
 	}
-	if err := h.WriteFile(ctx, "/a/f", nil, fs.ModeSetgid|0o640, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/a/f", nil, fs.ModeSetgid|0o640, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := h.Stat(ctx, "/a/f"); err != nil || fi.Mode != fs.ModeSetgid|0o640 {
@@ -372,7 +378,7 @@ func TestClosed(t *testing.T) {
 	root := t.TempDir()
 	ctx := t.Context()
 	used := local.New(root, "imap6")
-	if err := used.WriteFile(ctx, "/x", []byte("x"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(ctx, used, "/x", []byte("x"), 0o644, transport.Owner{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := used.Close(); err != nil {
@@ -386,7 +392,7 @@ func TestClosed(t *testing.T) {
 		if _, err := h.ReadFile(ctx, "/x"); !errors.Is(err, os.ErrClosed) {
 			t.Errorf("%s: ReadFile after Close = %v; want os.ErrClosed", h.Name(), err)
 		}
-		if err := h.WriteFile(ctx, "/y", []byte("y"), 0o644, transport.Owner{}); !errors.Is(err, os.ErrClosed) {
+		if err := transport.WriteFile(ctx, h, "/y", []byte("y"), 0o644, transport.Owner{}); !errors.Is(err, os.ErrClosed) {
 			t.Errorf("%s: WriteFile after Close = %v; want os.ErrClosed", h.Name(), err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
@@ -34,6 +35,50 @@ func (h *Host) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	if err := transport.CheckReadable(fi); err != nil {
 		return nil, h.fail("read", p, err)
 	}
+	return h.read(ctx, p)
+}
+
+// inspectAtOnce is how many paths Inspect has in flight.
+const inspectAtOnce = 16
+
+// Inspect describes each path with an SFTP lstat and reads the regular
+// files among them, inspectAtOnce paths at once.
+func (h *Host) Inspect(ctx context.Context, paths []string) ([]transport.Entry, error) {
+	out := make([]transport.Entry, len(paths))
+	errs := make([]error, len(paths))
+	idx := make([]int, len(paths))
+	for i := range idx {
+		idx[i] = i
+	}
+	parallel.Each(idx, inspectAtOnce, func(i int) {
+		out[i], errs[i] = h.inspect(ctx, paths[i])
+	})
+	return out, errors.Join(errs...)
+}
+
+// inspect is Inspect of one path.
+func (h *Host) inspect(ctx context.Context, p string) (transport.Entry, error) {
+	fi, err := h.Lstat(ctx, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return transport.Entry{}, nil
+	}
+	if err != nil {
+		return transport.Entry{}, err
+	}
+	e := transport.Entry{Exists: true, Info: fi}
+	if transport.CheckReadable(fi) != nil {
+		return e, nil
+	}
+	data, err := h.read(ctx, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return transport.Entry{}, nil
+	}
+	e.Data = append([]byte{}, data...) // not nil, even when empty
+	return e, err
+}
+
+// read returns the content of p, which Lstat found a regular file.
+func (h *Host) read(ctx context.Context, p string) ([]byte, error) {
 	defer h.request(ctx)()
 	f, err := h.sftp.Open(p)
 	if err != nil {
@@ -103,32 +148,66 @@ func (h *Host) ReadDir(ctx context.Context, p string) ([]transport.DirEntry, err
 	return out, nil
 }
 
-// WriteFile replaces p atomically. It creates a temporary file next to
-// p (O_EXCL), sets its owner and mode, writes and syncs it (if the
-// server offers fsync@openssh.com, as OpenSSH does), and renames it over
-// p with posix-rename@openssh.com. The owner's names are looked up in
-// the host's /etc/passwd and /etc/group.
-func (h *Host) WriteFile(ctx context.Context, p string, data []byte, mode fs.FileMode, owner transport.Owner) error {
-	if err := check(ctx, p); err != nil {
-		return h.fail("write", p, err)
+// WriteFiles replaces each file's path atomically. For each it creates
+// a temporary file next to it (O_EXCL), sets its owner and mode, writes
+// and syncs it (if the server offers fsync@openssh.com, as OpenSSH
+// does); then it renames each over its path with
+// posix-rename@openssh.com. The owners' names are looked up in the
+// host's /etc/passwd and /etc/group.
+func (h *Host) WriteFiles(ctx context.Context, files []transport.File) error {
+	var temps []string // of files[:len(temps)]
+	removeTemps := func() {
+		for _, tmp := range temps {
+			if tmp != "" {
+				h.sftp.Remove(tmp)
+			}
+		}
 	}
-	defer h.request(ctx)()
-	if err := h.startSFTP(); err != nil {
-		return h.fail("write", p, err)
+	for _, f := range files {
+		if err := check(ctx, f.Path); err != nil {
+			removeTemps()
+			return h.fail("write", f.Path, err)
+		}
+		tmp, err := h.temp(ctx, f)
+		if err != nil {
+			removeTemps()
+			return h.fail("write", f.Path, err)
+		}
+		temps = append(temps, tmp)
 	}
-	uid, gid, err := h.lookupOwner(owner)
-	if err != nil {
-		return h.fail("write", p, err)
-	}
-	tmp := path.Join(path.Dir(p), transport.TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
-	if err := h.create(tmp, data, mode, uid, gid); err != nil {
-		return h.fail("write", p, err)
-	}
-	if err := h.rename(tmp, p); err != nil {
-		h.sftp.Remove(tmp)
-		return h.fail("write", p, err)
+	for i, f := range files {
+		if err := check(ctx, f.Path); err != nil {
+			removeTemps()
+			return h.fail("write", f.Path, err)
+		}
+		done := h.request(ctx)
+		err := h.rename(temps[i], f.Path)
+		done()
+		if err != nil {
+			removeTemps()
+			return h.fail("write", f.Path, err)
+		}
+		temps[i] = ""
 	}
 	return nil
+}
+
+// temp writes f to a new temporary file next to f.Path and returns its
+// path.
+func (h *Host) temp(ctx context.Context, f transport.File) (string, error) {
+	defer h.request(ctx)()
+	if err := h.startSFTP(); err != nil {
+		return "", err
+	}
+	uid, gid, err := h.lookupOwner(f.Owner)
+	if err != nil {
+		return "", err
+	}
+	tmp := path.Join(path.Dir(f.Path), transport.TempPrefix+strconv.FormatUint(rand.Uint64(), 36))
+	if err := h.create(tmp, f.Data, f.Mode, uid, gid); err != nil {
+		return "", err
+	}
+	return tmp, nil
 }
 
 // CreateExclusive creates p with data only if p does not exist yet.

@@ -206,7 +206,7 @@ func TestOpenSSH(t *testing.T) {
 		if err := h.MkdirAll(ctx, dir+"/d", 0o2750, owner); err != nil {
 			t.Fatal(err)
 		}
-		if err := h.WriteFile(ctx, dir+"/d/f", []byte("x"), 0o640, owner); err != nil {
+		if err := transport.WriteFile(ctx, h, dir+"/d/f", []byte("x"), 0o640, owner); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []string{dir + "/d", dir + "/d/f"} {

@@ -326,21 +326,21 @@ func TestOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkOwner("etc/cyrus", 104, 8)
-	if err := h.WriteFile(ctx, "/etc/cyrus/imapd.conf", []byte("x"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/cyrus/imapd.conf", []byte("x"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
 		t.Fatal(err)
 	}
 	checkOwner("etc/cyrus/imapd.conf", 104, 8)
-	if err := h.WriteFile(ctx, "/etc/cyrus/user", []byte("x"), 0o640, transport.Owner{User: "cyrus"}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/cyrus/user", []byte("x"), 0o640, transport.Owner{User: "cyrus"}); err != nil {
 		t.Fatal(err)
 	}
 	checkOwner("etc/cyrus/user", 104, 0)
-	if err := h.WriteFile(ctx, "/etc/cyrus/group", []byte("x"), 0o640, transport.Owner{Group: "mail"}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/cyrus/group", []byte("x"), 0o640, transport.Owner{Group: "mail"}); err != nil {
 		t.Fatal(err)
 	}
 	checkOwner("etc/cyrus/group", 0, 8)
 
 	for _, o := range []transport.Owner{{User: "nobody", Group: "mail"}, {User: "cyrus", Group: "nogroup"}} {
-		err := h.WriteFile(ctx, "/etc/cyrus/bad", []byte("x"), 0o640, o)
+		err := transport.WriteFile(ctx, h, "/etc/cyrus/bad", []byte("x"), 0o640, o)
 		if err == nil || !strings.Contains(err.Error(), "imap6") || !strings.Contains(err.Error(), `"no`) {
 			t.Errorf("WriteFile with owner %+v = %v; want an unknown name error naming the host", o, err)
 		}
@@ -357,7 +357,7 @@ func TestOwner(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "etc", "passwd")); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.WriteFile(ctx, "/etc/cyrus/imapd.conf", []byte("y"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
+	if err := transport.WriteFile(ctx, h, "/etc/cyrus/imapd.conf", []byte("y"), 0o640, transport.Owner{User: "cyrus", Group: "mail"}); err != nil {
 		t.Errorf("a second lookup read /etc/passwd again: %v", err)
 	}
 }
@@ -366,7 +366,7 @@ func TestOwner(t *testing.T) {
 func TestNoPasswd(t *testing.T) {
 	srv := transporttest.NewServer(t, t.TempDir())
 	h := dial(t, config(t, srv))
-	err := h.WriteFile(t.Context(), "/x", []byte("x"), 0o644, transport.Owner{User: "cyrus"})
+	err := transport.WriteFile(t.Context(), h, "/x", []byte("x"), 0o644, transport.Owner{User: "cyrus"})
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "/etc/passwd") {
 		t.Errorf("WriteFile = %v; want an error about /etc/passwd", err)
 	}
@@ -391,11 +391,11 @@ func TestServerRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := dial(t, config(t, srv))
-	if err := h.WriteFile(t.Context(), "/link/escaped", []byte("x"), 0o644, transport.Owner{}); err == nil {
+	if err := transport.WriteFile(t.Context(), h, "/link/escaped", []byte("x"), 0o644, transport.Owner{}); err == nil {
 		t.Error("WriteFile through a symbolic link out of the root succeeded")
 	}
 	// As on a real host, "/.." is "/".
-	if err := h.WriteFile(t.Context(), "/../x", []byte("x"), 0o644, transport.Owner{}); err != nil {
+	if err := transport.WriteFile(t.Context(), h, "/../x", []byte("x"), 0o644, transport.Owner{}); err != nil {
 		t.Error(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "x")); err != nil {

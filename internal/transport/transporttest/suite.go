@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cyrplan/cyrplan/internal/transport"
@@ -40,6 +41,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 		test func(t *testing.T, f Fixture)
 	}{
 		{"ReadMissing", testReadMissing},
+		{"Inspect", testInspect},
 		{"WriteRead", testWriteRead},
 		{"Overwrite", testOverwrite},
 		{"Mode", testMode},
@@ -50,6 +52,7 @@ func Run(t *testing.T, newFixture func(t *testing.T) Fixture) {
 		{"Remove", testRemove},
 		{"Rename", testRename},
 		{"NoTempFiles", testNoTempFiles},
+		{"WriteFiles", testWriteFiles},
 		{"RelativePath", testRelativePath},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
@@ -79,7 +82,7 @@ func read(t *testing.T, f Fixture, p string) string {
 
 func write(t *testing.T, f Fixture, p, data string, mode fs.FileMode) {
 	t.Helper()
-	ok(t, f.Host.WriteFile(t.Context(), p, []byte(data), mode, transport.Owner{}))
+	ok(t, transport.WriteFile(t.Context(), f.Host, p, []byte(data), mode, transport.Owner{}))
 }
 
 func stat(t *testing.T, f Fixture, p string) transport.FileInfo {
@@ -100,6 +103,48 @@ func testReadMissing(t *testing.T, f Fixture) {
 	}
 	if _, err := f.Host.Stat(t.Context(), p); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat(missing) = %v; want fs.ErrNotExist", err)
+	}
+}
+
+// testInspect checks that Inspect describes each path as Lstat does,
+// reads the regular files and nothing else, and keeps the order.
+func testInspect(t *testing.T, f Fixture) {
+	ctx := t.Context()
+	ok(t, f.Host.MkdirAll(ctx, f.Dir+"/a/dir", 0o750, transport.Owner{}))
+	write(t, f, f.Dir+"/a/file", "content\n", 0o640)
+	write(t, f, f.Dir+"/empty", "", 0o600)
+	ok(t, os.Symlink("file", filepath.Join(f.LocalDir, "a", "link")))
+	ok(t, syscall.Mkfifo(filepath.Join(f.LocalDir, "fifo"), 0o644))
+	paths := []string{f.Dir + "/a/file", f.Dir + "/missing", f.Dir + "/a/dir", f.Dir + "/a/link",
+		f.Dir + "/fifo", f.Dir + "/empty", f.Dir + "/nodir/x", f.Dir + "/a/file"}
+	got, err := f.Host.Inspect(ctx, paths)
+	ok(t, err)
+	if len(got) != len(paths) {
+		t.Fatalf("Inspect of %d paths returned %d entries", len(paths), len(got))
+	}
+	for i, p := range paths {
+		want, err := f.Host.Lstat(ctx, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			if got[i].Exists {
+				t.Errorf("Inspect(%s) = %+v; want it missing", p, got[i])
+			}
+			continue
+		}
+		ok(t, err)
+		if !got[i].Exists || got[i].Info != want {
+			t.Errorf("Inspect(%s) = %+v; want it as Lstat describes it, %+v", p, got[i], want)
+		}
+		switch {
+		case want.Mode.IsRegular():
+			if content := read(t, f, p); string(got[i].Data) != content {
+				t.Errorf("Inspect(%s) read %q; want %q", p, got[i].Data, content)
+			}
+		case got[i].Data != nil:
+			t.Errorf("Inspect(%s) read %q from %s", p, got[i].Data, transport.Kind(want.Mode))
+		}
+	}
+	if _, err := f.Host.Inspect(ctx, []string{"relative"}); err == nil {
+		t.Error("Inspect of a relative path succeeded")
 	}
 }
 
@@ -178,7 +223,7 @@ func testMkdirAll(t *testing.T, f Fixture) {
 }
 
 func testWriteMissingParent(t *testing.T, f Fixture) {
-	err := f.Host.WriteFile(t.Context(), f.Dir+"/missing/file", []byte("x"), 0o644, transport.Owner{})
+	err := transport.WriteFile(t.Context(), f.Host, f.Dir+"/missing/file", []byte("x"), 0o644, transport.Owner{})
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("WriteFile into a missing directory = %v; want fs.ErrNotExist", err)
 	}
@@ -251,7 +296,7 @@ func testNoTempFiles(t *testing.T, f Fixture) {
 	// directory. Its temporary file must go too.
 	ok(t, f.Host.MkdirAll(ctx, f.Dir+"/dir", 0o755, transport.Owner{}))
 	write(t, f, f.Dir+"/dir/file", "x", 0o644)
-	if err := f.Host.WriteFile(ctx, f.Dir+"/dir", []byte("x"), 0o644, transport.Owner{}); err == nil {
+	if err := transport.WriteFile(ctx, f.Host, f.Dir+"/dir", []byte("x"), 0o644, transport.Owner{}); err == nil {
 		t.Error("WriteFile over a non-empty directory succeeded")
 	}
 	for _, d := range []string{f.LocalDir, filepath.Join(f.LocalDir, "dir")} {
@@ -265,9 +310,52 @@ func testNoTempFiles(t *testing.T, f Fixture) {
 	}
 }
 
+// testWriteFiles checks that WriteFiles writes every file, and that one
+// that cannot be written, before the renames, changes nothing and leaves
+// no temporary file.
+func testWriteFiles(t *testing.T, f Fixture) {
+	ctx := t.Context()
+	for _, d := range []string{"/a", "/b"} {
+		ok(t, f.Host.MkdirAll(ctx, f.Dir+d, 0o755, transport.Owner{}))
+	}
+	write(t, f, f.Dir+"/a/old", "old", 0o644)
+	files := []transport.File{
+		{Path: f.Dir + "/a/old", Data: []byte("new"), Mode: 0o640},
+		{Path: f.Dir + "/b/new", Data: []byte("b"), Mode: 0o600},
+		{Path: f.Dir + "/a/other", Data: []byte("a"), Mode: 0o644},
+		{Path: f.Dir + "/missing/x", Data: []byte("x"), Mode: 0o644},
+	}
+	err := f.Host.WriteFiles(ctx, files)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/missing/x") {
+		t.Fatalf("WriteFiles into a missing directory = %v; want fs.ErrNotExist naming /missing/x", err)
+	}
+	if got := read(t, f, f.Dir+"/a/old"); got != "old" {
+		t.Errorf("after a failed WriteFiles, /a/old holds %q; want it unchanged", got)
+	}
+	for _, d := range []string{"a", "b"} {
+		entries, err := os.ReadDir(filepath.Join(f.LocalDir, d))
+		ok(t, err)
+		for _, e := range entries {
+			if e.Name() != "old" {
+				t.Errorf("a failed WriteFiles left /%s/%s", d, e.Name())
+			}
+		}
+	}
+	ok(t, f.Host.WriteFiles(ctx, files[:3]))
+	for _, file := range files[:3] {
+		if got := read(t, f, file.Path); got != string(file.Data) {
+			t.Errorf("%s holds %q; want %q", file.Path, got, file.Data)
+		}
+		if got := stat(t, f, file.Path).Mode; got != file.Mode {
+			t.Errorf("%s has mode %v; want %v", file.Path, got, file.Mode)
+		}
+	}
+	ok(t, f.Host.WriteFiles(ctx, nil))
+}
+
 func testRelativePath(t *testing.T, f Fixture) {
 	ctx := t.Context()
-	if err := f.Host.WriteFile(ctx, "relative", []byte("x"), 0o644, transport.Owner{}); err == nil {
+	if err := transport.WriteFile(ctx, f.Host, "relative", []byte("x"), 0o644, transport.Owner{}); err == nil {
 		t.Error("WriteFile with a relative path succeeded")
 	}
 	if _, err := f.Host.ReadFile(ctx, "relative"); err == nil {
@@ -282,7 +370,7 @@ func testCanceled(t *testing.T, f Fixture) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	p := f.Dir + "/file"
-	if err := f.Host.WriteFile(ctx, p, []byte("x"), 0o644, transport.Owner{}); !errors.Is(err, context.Canceled) {
+	if err := transport.WriteFile(ctx, f.Host, p, []byte("x"), 0o644, transport.Owner{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("WriteFile with a canceled context = %v; want context.Canceled", err)
 	}
 	if _, err := f.Host.Stat(t.Context(), p); !errors.Is(err, fs.ErrNotExist) {
@@ -307,12 +395,12 @@ func testConcurrent(t *testing.T, f Fixture) {
 			own := fmt.Sprintf("%s/own%d", f.Dir, w)
 			version := bytes.Repeat([]byte{byte('a' + w)}, size)
 			for r := range rounds {
-				if err := f.Host.WriteFile(ctx, shared, version, 0o644, transport.Owner{}); err != nil {
+				if err := transport.WriteFile(ctx, f.Host, shared, version, 0o644, transport.Owner{}); err != nil {
 					t.Error(err)
 					return
 				}
 				want := fmt.Sprintf("worker %d round %d", w, r)
-				if err := f.Host.WriteFile(ctx, own, []byte(want), 0o644, transport.Owner{}); err != nil {
+				if err := transport.WriteFile(ctx, f.Host, own, []byte(want), 0o644, transport.Owner{}); err != nil {
 					t.Error(err)
 					return
 				}
