@@ -12,9 +12,10 @@
 #
 #   3. floors: each figure next to its physical floor, measured in the
 #      same run, with the ratio: a no-change plan of 32 real sshd hosts
-#      x 8 slots against one hash command per host (BenchmarkSSH/floor),
-#      and layout.Load of 10,000 slots against load + unify + validate
-#      alone (BenchmarkFloor), if the layout package has it.
+#      x 8 slots (CYRPLAN_BENCH_SSH_HOSTS=32,64,88: of each size) against
+#      one hash command per host (BenchmarkSSH/floor), and layout.Load of
+#      10,000 slots against load + unify + validate alone
+#      (BenchmarkFloor).
 #
 #   scripts/bench.sh [go|binary|floors|all]     (default all)
 #
@@ -40,12 +41,13 @@ fi
 if [ "$what" = floors ] || [ "$what" = all ]; then
 	echo "== floors (BENCHTIME $benchtime; ratio = figure / floor, same run)"
 	{
-		go test -run '^$' -bench 'SSH/32hosts/(floor|plan)$' -benchtime="$benchtime" -timeout 30m ./internal/e2e
+		CYRPLAN_BENCH_SSH_HOSTS=${CYRPLAN_BENCH_SSH_HOSTS:-32} \
+			go test -run '^$' -bench 'SSH/[0-9]+hosts/(floor|plan)$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 		go test -run '^$' -bench '^Benchmark(Load|Floor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
 	} | tee /dev/stderr | awk '
 		/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3 }
 		END {
-			pairs["BenchmarkSSH/32hosts/plan"] = "BenchmarkSSH/32hosts/floor"
+			for (f in ns) if (f ~ /^BenchmarkSSH\/[0-9]+hosts\/plan$/) { fl = f; sub(/plan$/, "floor", fl); pairs[f] = fl }
 			pairs["BenchmarkLoad/10000slots"] = "BenchmarkFloor/10000slots"
 			for (f in pairs) if ((f in ns) && (pairs[f] in ns))
 				printf "ratio %s / %s: %.2fx (%.3f s / %.3f s)\n", f, pairs[f], ns[f] / ns[pairs[f]], ns[f] / 1e9, ns[pairs[f]] / 1e9

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/internal/parallel"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/state"
@@ -286,37 +288,58 @@ func Build(in Input) *Plan {
 	if in.Labels == [2]string{} {
 		in.Labels = [2]string{"on the host", "rendered"}
 	}
-	var stops, provisions []*ServiceAction
-	slotActions := map[string]*ServiceAction{}
+	// Each host is planned on its own, all at once; the results are
+	// put together in the tree's order of hosts.
+	type built struct {
+		hp                *Host
+		stops, provisions []*ServiceAction
+		slotActions       map[string]*ServiceAction
+		problems          []string
+	}
+	var names []string
 	for _, hn := range in.Tree.HostNames() {
-		if !in.Scope.Host(hn) {
-			continue
+		if in.Scope.Host(hn) {
+			names = append(names, hn)
 		}
-		hp := newHost(hn)
-		p.Hosts = append(p.Hosts, hp)
+	}
+	results := make([]built, len(names))
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
+	}
+	parallel.Each(idx, runtime.GOMAXPROCS(0), func(i int) {
+		hn := names[i]
+		r := &results[i]
+		r.hp = newHost(hn)
 		obs := in.Observed[hn]
 		if obs == nil {
-			hp.Error = hn + ": could not be read"
+			r.hp.Error = hn + ": could not be read"
 			if err := in.Errors[hn]; err != nil {
-				hp.Error = err.Error()
+				r.hp.Error = err.Error()
 			}
-			continue
+			return
 		}
-		hp.Read = true
+		r.hp.Read = true
 		if obs.Manifest != nil {
-			hp.ManifestApplyID = obs.Manifest.ApplyID
+			r.hp.ManifestApplyID = obs.Manifest.ApplyID
 		}
-		b := &hostBuild{in: in, obs: obs, hp: hp, changed: map[string]map[render.Kind]*FileChange{}}
+		b := &hostBuild{in: in, obs: obs, hp: r.hp, changed: map[string]map[render.Kind]*FileChange{}}
 		b.files()
 		b.dirs()
-		stops = append(stops, b.removed()...)
-		for sn, a := range b.slotActions() {
-			slotActions[sn] = a
-		}
-		provisions = append(provisions, b.provisions()...)
+		r.stops = b.removed()
+		r.slotActions = b.slotActions()
+		r.provisions = b.provisions()
 		b.manifest()
-		checkBuilds(p, in.Layout, obs, hp)
-		p.Problems = append(p.Problems, pathProblems(obs)...)
+		r.problems = append(missingBuilds(in.Layout, obs, r.hp), pathProblems(obs)...)
+	})
+	var stops, provisions []*ServiceAction
+	slotActions := map[string]*ServiceAction{}
+	for _, r := range results {
+		p.Hosts = append(p.Hosts, r.hp)
+		stops = append(stops, r.stops...)
+		maps.Copy(slotActions, r.slotActions)
+		provisions = append(provisions, r.provisions...)
+		p.Problems = append(p.Problems, r.problems...)
 	}
 	p.Problems = append(p.Problems, splitBrains(in.Layout, p.Hosts)...)
 	p.Actions = orEmpty(append(append(stops, provisions...), orderActions(in.Layout, p.Hosts, slotActions)...))
@@ -643,9 +666,10 @@ func stronger(a, b Verb) bool {
 	return rank[a] > rank[b]
 }
 
-// checkBuilds records a problem for every build a slot of hp needs that
+// missingBuilds are the problems of every build a slot of hp needs that
 // its host lacks.
-func checkBuilds(p *Plan, l *layout.Layout, obs *state.Host, hp *Host) {
+func missingBuilds(l *layout.Layout, obs *state.Host, hp *Host) []string {
+	var problems []string
 	missing := map[string][]string{}
 	for _, sn := range slices.Sorted(maps.Keys(hp.Slots)) {
 		b := l.BuildOf(sn)
@@ -655,9 +679,10 @@ func checkBuilds(p *Plan, l *layout.Layout, obs *state.Host, hp *Host) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(missing)) {
 		b := l.Builds[name]
-		p.Problems = append(p.Problems, fmt.Sprintf("%s: Cyrus build %s is not installed: %s/bin/master is missing (needed by %s); install it or unpin the store",
+		problems = append(problems, fmt.Sprintf("%s: Cyrus build %s is not installed: %s/bin/master is missing (needed by %s); install it or unpin the store",
 			hp.Host, name, b.Prefix, joinWords(missing[name])))
 	}
+	return problems
 }
 
 // splitBrains are the stores of which more than one slot, on the hosts

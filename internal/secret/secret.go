@@ -22,6 +22,10 @@ import (
 
 var markerRE = regexp.MustCompile(`<<secret:([a-z0-9][a-z0-9._-]*)>>`)
 
+// markerStart begins every match of markerRE: content without it holds
+// no marker, which bytes.Contains finds far faster than the expression.
+var markerStart = []byte("<<secret:")
+
 // Values are resolved secrets by name.
 type Values map[string]string
 
@@ -73,7 +77,9 @@ func Known(l *layout.Layout, getenv func(string) string) Values {
 }
 
 // HasMarker says whether content holds a secret's marker.
-func HasMarker(content []byte) bool { return markerRE.Match(content) }
+func HasMarker(content []byte) bool {
+	return bytes.Contains(content, markerStart) && markerRE.Match(content)
+}
 
 // Fill replaces every marker in content with its value.
 func (v Values) Fill(content []byte) ([]byte, error) {
@@ -117,6 +123,9 @@ func Names(content []byte) []string {
 
 // MarkerLines returns the lines of content that hold a secret marker.
 func MarkerLines(content []byte) []string {
+	if !bytes.Contains(content, markerStart) {
+		return nil
+	}
 	var out []string
 	for _, line := range bytes.Split(content, []byte("\n")) {
 		if markerRE.Match(line) {
@@ -142,7 +151,10 @@ func Redact(known, observed []byte) []byte {
 	var pats []pattern
 	plain := map[string]bool{}
 	for _, line := range bytes.Split(known, []byte("\n")) {
-		loc := markerRE.FindIndex(line)
+		var loc []int
+		if bytes.Contains(line, markerStart) {
+			loc = markerRE.FindIndex(line)
+		}
 		if loc == nil {
 			plain[string(line)] = true
 			continue
@@ -158,7 +170,7 @@ func Redact(known, observed []byte) []byte {
 				break
 			}
 		}
-		if !redacted && !plain[string(line)] && !markerRE.Match(line) {
+		if !redacted && !plain[string(line)] && !HasMarker(line) {
 			lines[i] = secretLineRE.ReplaceAll(line, []byte("${1}<<secret:redacted>>"))
 		}
 	}
