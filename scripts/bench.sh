@@ -15,7 +15,9 @@
 #      x 8 slots (CYRPLAN_BENCH_SSH_HOSTS=32,64,88: of each size) against
 #      one hash command per host (BenchmarkSSH/floor), and layout.Load of
 #      10,000 slots against load + unify + validate alone
-#      (BenchmarkFloor).
+#      (BenchmarkFloor), and a first apply --root of 10,000 slots against
+#      making the same directories and files with plain os calls
+#      (BenchmarkLocal/apply-first-floor).
 #
 #   scripts/bench.sh [go|binary|floors|all]     (default all)
 #
@@ -44,11 +46,13 @@ if [ "$what" = floors ] || [ "$what" = all ]; then
 		CYRPLAN_BENCH_SSH_HOSTS=${CYRPLAN_BENCH_SSH_HOSTS:-32} \
 			go test -run '^$' -bench 'SSH/[0-9]+hosts/(floor|plan)$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 		go test -run '^$' -bench '^Benchmark(Load|Floor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
+		go test -run '^$' -bench 'Local/10000slots/apply-first(-floor)?$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 	} | tee /dev/stderr | awk '
 		/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3 }
 		END {
 			for (f in ns) if (f ~ /^BenchmarkSSH\/[0-9]+hosts\/plan$/) { fl = f; sub(/plan$/, "floor", fl); pairs[f] = fl }
 			pairs["BenchmarkLoad/10000slots"] = "BenchmarkFloor/10000slots"
+			pairs["BenchmarkLocal/10000slots/apply-first"] = "BenchmarkLocal/10000slots/apply-first-floor"
 			for (f in pairs) if ((f in ns) && (pairs[f] in ns))
 				printf "ratio %s / %s: %.2fx (%.3f s / %.3f s)\n", f, pairs[f], ns[f] / ns[pairs[f]], ns[f] / 1e9, ns[pairs[f]] / 1e9
 		}'

@@ -90,8 +90,75 @@ func BenchmarkLocal(b *testing.B) {
 				}
 				b.ReportMetric(float64(sz.Slots()), "slots")
 			})
+			// A first apply into empty hosts, and its floor: the same
+			// directories and files made with plain os calls.
+			b.Run("apply-first", func(b *testing.B) {
+				base := b.TempDir()
+				i := 0
+				for b.Loop() {
+					i++
+					out := runCLI(b, 0, "apply", "--auto-approve", "--root", filepath.Join(base, strconv.Itoa(i)), "--layout", dir)
+					if !strings.Contains(out, "Apply complete") {
+						b.Fatalf("first apply: %s", out)
+					}
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
+			b.Run("apply-first-floor", func(b *testing.B) {
+				l, err := layout.Load(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tree := render.Render(l)
+				base := b.TempDir()
+				i := 0
+				for b.Loop() {
+					i++
+					if err := writeTree(filepath.Join(base, strconv.Itoa(i)), tree); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(sz.Slots()), "slots")
+			})
 		})
 	}
+}
+
+// writeTree is the physical floor of a first apply with --root: every
+// rendered directory and file of every host made under root, 16 hosts
+// at once as apply does, with os.MkdirAll and os.WriteFile: no backup,
+// no manifest, no role, no lock, no temporary file, no sync.
+func writeTree(root string, tree *render.Tree) error {
+	names := tree.HostNames()
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, hn := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			h := tree.Hosts[hn]
+			for _, d := range h.Dirs {
+				if err := os.MkdirAll(filepath.Join(root, hn, d.Path), 0o755); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+			for _, f := range h.Files {
+				p := filepath.Join(root, hn, f.Path)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					errs[i] = err
+					return
+				}
+				if err := os.WriteFile(p, f.Content, 0o644); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // BenchmarkSSH plans fleets of 8, 16 and 32 simulated hosts (package
