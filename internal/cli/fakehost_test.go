@@ -265,6 +265,7 @@ type reply struct {
 // address and greets with the slot's name.
 type fakeSlot struct {
 	l      net.Listener
+	served chan struct{} // closed when the accept loop has ended
 	role   string
 	addr   string
 	pid    int
@@ -524,7 +525,9 @@ func (h *fakeHost) start(slot, role string, vars map[string]string, stdout, stde
 		return 1
 	}
 	greeting := "* OK [CAPABILITY IMAP4rev1] " + slot + " Cyrus IMAP 3.6.1 server ready\r\n"
+	served := make(chan struct{})
 	go func() {
+		defer close(served)
 		for {
 			c, err := l.Accept()
 			if err != nil {
@@ -537,7 +540,7 @@ func (h *fakeHost) start(slot, role string, vars map[string]string, stdout, stde
 	}()
 	h.mu.Lock()
 	h.pid++
-	s := &fakeSlot{l: l, role: role, addr: addr, pid: h.pid, master: master}
+	s := &fakeSlot{l: l, served: served, role: role, addr: addr, pid: h.pid, master: master}
 	h.slots[slot] = s
 	h.mu.Unlock()
 	fmt.Fprintf(stdout, "%s: started as %s (pid %d)\n", slot, role, s.pid)
@@ -552,16 +555,24 @@ func (h *fakeHost) stop(slot string) bool {
 	if s == nil {
 		return false
 	}
-	s.l.Close()
+	s.close()
 	delete(h.slots, slot)
 	return true
+}
+
+// close stops the slot's listener and waits until its socket is closed:
+// Close only wakes the Accept that holds it, and a start at once on the
+// same address would find it still in use.
+func (s *fakeSlot) close() {
+	s.l.Close()
+	<-s.served
 }
 
 func (h *fakeHost) stopAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, s := range h.slots {
-		s.l.Close()
+		s.close()
 		delete(h.slots, name)
 	}
 }
