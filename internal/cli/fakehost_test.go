@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -519,7 +520,13 @@ func (h *fakeHost) start(slot, role string, vars map[string]string, stdout, stde
 		fmt.Fprintf(stderr, "%s/master: %v\n", slot, err)
 		return 1
 	}
+	// As Cyrus's master does, a bind that finds the address still in use
+	// is tried again for a while.
 	l, err := net.Listen("tcp", addr)
+	for try := 0; errors.Is(err, syscall.EADDRINUSE) && try < 40; try++ {
+		time.Sleep(50 * time.Millisecond)
+		l, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s/master: %v\n", slot, err)
 		return 1
