@@ -114,55 +114,85 @@ func (h *Host) Inspect(ctx context.Context, paths []string) ([]transport.Entry, 
 	if err != nil {
 		return nil, h.fail("inspect", "/", err)
 	}
-	type item struct {
-		i         int
-		dir, name string
+	g, bad, err := group(paths)
+	if err != nil {
+		return nil, h.fail("inspect", paths[bad], err)
 	}
-	items := make([]item, len(paths))
+	err = top.eachByDir(g, func(i, dfd int, name string, openErr error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if errors.Is(openErr, fs.ErrNotExist) {
+			return nil // no directory, so nothing in it
+		}
+		if openErr != nil {
+			return openErr
+		}
+		data, fi, err := readAt(dfd, name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err == nil, errors.Is(err, transport.ErrNotRegular), errors.Is(err, transport.ErrTooLarge):
+			out[i] = transport.Entry{Exists: true, Info: fi, Data: data}
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, h.fail("inspect", paths[g.failed], err)
+	}
+	return out, nil
+}
+
+// grouped are host paths in the order of the directories holding them,
+// so that a pass over them opens each directory once.
+type grouped struct {
+	dirs, names []string // of each path, as split makes them
+	order       []int    // indexes of the paths, by directory
+	failed      int      // the path at which the last pass stopped
+}
+
+// group groups paths; a path that is not absolute is an error, and bad
+// its index.
+func group(paths []string) (g *grouped, bad int, err error) {
+	g = &grouped{dirs: make([]string, len(paths)), names: make([]string, len(paths)), order: make([]int, len(paths))}
 	for i, p := range paths {
 		r, err := rel(p)
 		if err != nil {
-			return nil, h.fail("inspect", p, err)
+			return nil, i, err
 		}
-		dir, name := split(r)
-		items[i] = item{i, dir, name}
+		g.dirs[i], g.names[i] = split(r)
+		g.order[i] = i
 	}
-	slices.SortStableFunc(items, func(a, b item) int { return strings.Compare(a.dir, b.dir) })
+	slices.SortStableFunc(g.order, func(a, b int) int { return strings.Compare(g.dirs[a], g.dirs[b]) })
+	return g, 0, nil
+}
+
+// eachByDir calls fn for every path of g, directory by directory, with
+// the directory holding it open (dfd) or the error that opening it gave
+// (openErr). It stops at the first error of fn, and g.failed says at
+// which path.
+func (top *hostDir) eachByDir(g *grouped, fn func(i, dfd int, name string, openErr error) error) error {
 	dfd, open, openErr := -1, "", error(nil)
 	defer func() {
 		if dfd >= 0 {
 			unix.Close(dfd)
 		}
 	}()
-	for _, it := range items {
-		if err := ctx.Err(); err != nil {
-			return nil, h.fail("inspect", paths[it.i], err)
-		}
-		if it.dir != open {
+	for n, i := range g.order {
+		if n == 0 || g.dirs[i] != open {
 			if dfd >= 0 {
 				unix.Close(dfd)
 			}
-			open = it.dir
-			dfd, openErr = top.openDir(it.dir)
+			open = g.dirs[i]
+			dfd, openErr = top.openDir(open)
 		}
-		var e transport.Entry
-		switch {
-		case errors.Is(openErr, fs.ErrNotExist):
-		case openErr != nil:
-			return nil, h.fail("inspect", paths[it.i], openErr)
-		default:
-			data, fi, err := readAt(dfd, it.name)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-			case err == nil, errors.Is(err, transport.ErrNotRegular), errors.Is(err, transport.ErrTooLarge):
-				e = transport.Entry{Exists: true, Info: fi, Data: data}
-			default:
-				return nil, h.fail("inspect", paths[it.i], err)
-			}
+		if err := fn(i, dfd, g.names[i], openErr); err != nil {
+			g.failed = i
+			return err
 		}
-		out[it.i] = e
 	}
-	return out, nil
+	return nil
 }
 
 // readAt reads the regular file name in the directory dfd, and describes
@@ -336,90 +366,62 @@ func (h *Host) WriteFiles(ctx context.Context, files []transport.File) error {
 	if err != nil {
 		return h.fail("write", files[0].Path, err)
 	}
-	type temp struct {
-		f         *transport.File
-		dir, name string
-		tmp       string // "" until created
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
 	}
-	temps := make([]temp, len(files))
-	for i := range files {
-		r, err := rel(files[i].Path)
-		if err != nil {
-			return h.fail("write", files[i].Path, err)
-		}
-		dir, name := split(r)
-		temps[i] = temp{f: &files[i], dir: dir, name: name}
+	g, bad, err := group(paths)
+	if err != nil {
+		return h.fail("write", paths[bad], err)
 	}
-	slices.SortStableFunc(temps, func(a, b temp) int { return strings.Compare(a.dir, b.dir) })
-	// each calls fn for every temp, directory by directory, with the
-	// directory open; it stops at the first error, which names the file.
-	each := func(fn func(dfd int, t *temp) error) error {
-		dfd, open := -1, ""
-		defer func() {
-			if dfd >= 0 {
-				unix.Close(dfd)
-			}
-		}()
-		for i := range temps {
-			t := &temps[i]
-			if dfd < 0 || t.dir != open {
-				if dfd >= 0 {
-					unix.Close(dfd)
-				}
-				var err error
-				if dfd, err = top.openDir(t.dir); err != nil {
-					return h.fail("write", t.f.Path, err)
-				}
-				open = t.dir
-			}
-			if err := fn(dfd, t); err != nil {
-				return h.fail("write", t.f.Path, err)
-			}
-		}
-		return nil
-	}
+	temps := make([]string, len(files)) // "" until created, and again once renamed
 	removeTemps := func() {
-		each(func(dfd int, t *temp) error {
-			if t.tmp != "" {
-				unix.Unlinkat(dfd, t.tmp, 0)
+		top.eachByDir(g, func(i, dfd int, _ string, openErr error) error {
+			if temps[i] != "" && openErr == nil {
+				unix.Unlinkat(dfd, temps[i], 0)
 			}
 			return nil
 		})
 	}
-	err = each(func(dfd int, t *temp) error {
+	err = top.eachByDir(g, func(i, dfd int, _ string, openErr error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if openErr != nil {
+			return openErr
+		}
 		tmp := transport.TempPrefix + strconv.FormatUint(rand.Uint64(), 36)
-		if err := create(dfd, tmp, t.f.Data, t.f.Mode, syncEachFile); err != nil {
+		if err := create(dfd, tmp, files[i].Data, files[i].Mode, syncEachFile); err != nil {
 			return err
 		}
-		t.tmp = tmp
+		temps[i] = tmp
 		return nil
 	})
 	if err == nil {
-		if serr := syncFS(top.dir); serr != nil {
-			err = h.fail("write", files[0].Path, serr)
+		if err = syncFS(top.dir); err != nil {
+			g.failed = 0
 		}
+	}
+	if err == nil {
+		err = top.eachByDir(g, func(i, dfd int, name string, openErr error) error {
+			if openErr != nil {
+				return openErr
+			}
+			if err := eintr(func() error { return unix.Renameat(dfd, temps[i], dfd, name) }); err != nil {
+				return err
+			}
+			temps[i] = ""
+			return nil
+		})
+		h.mu.Lock()
+		h.dirty = true // renamed into, all or some
+		h.mu.Unlock()
 	}
 	if err != nil {
 		removeTemps()
-		return err
+		return h.fail("write", paths[g.failed], err)
 	}
-	err = each(func(dfd int, t *temp) error {
-		if err := eintr(func() error { return unix.Renameat(dfd, t.tmp, dfd, t.name) }); err != nil {
-			return err
-		}
-		t.tmp = ""
-		return nil
-	})
-	h.mu.Lock()
-	h.dirty = true
-	h.mu.Unlock()
-	if err != nil {
-		removeTemps()
-	}
-	return err
+	return nil
 }
 
 // Sync makes every rename since the last Sync durable, with one syncfs
