@@ -79,6 +79,7 @@ type applier struct {
 	res     *Result
 	backups map[string]map[string]backup // host -> path -> what was there
 	written map[string]*state.Manifest   // host -> the manifest this apply wrote
+	creds   map[string]map[string]string // host -> the keyed fingerprints of the credentials it provisions, by label
 }
 
 // backup is a file as it was before the apply touched it.
@@ -107,7 +108,7 @@ func Execute(ctx context.Context, p *plan.Plan, tree *render.Tree, hosts map[str
 		opts.KeepBackups = 10
 	}
 	a := &applier{p: p, tree: tree, hosts: hosts, opts: opts, res: &Result{},
-		backups: map[string]map[string]backup{}, written: map[string]*state.Manifest{}}
+		backups: map[string]map[string]backup{}, written: map[string]*state.Manifest{}, creds: map[string]map[string]string{}}
 
 	// The hosts being written are finished after SIGINT, but a host that
 	// hangs gets only FinishGrace more before its operations end too.
@@ -257,7 +258,6 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	for _, d := range a.tree.Hosts[hp.Host].Dirs {
 		made[d.Path] = true
 	}
-	wrote := map[string]bool{}
 	var writes []transport.File
 	for _, fc := range files {
 		if fc.Action != plan.Create && fc.Action != plan.Update {
@@ -274,7 +274,6 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 			made[dir] = true
 		}
 		writes = append(writes, transport.File{Path: fc.Path, Data: content, Mode: fs.FileMode(fc.Mode), Owner: transport.Owner{User: fc.Owner, Group: fc.Group}})
-		wrote[fc.Path] = true
 	}
 	if err := h.WriteFiles(ctx, writes); err != nil {
 		return err
@@ -311,7 +310,11 @@ func (a *applier) host(ctx context.Context, hp *plan.Host) error {
 	if err := h.Sync(ctx); err != nil {
 		return err
 	}
-	m := a.manifest(hp, old, wrote, kept, pending)
+	keyed, err := a.fingerprint(ctx, h, hp)
+	if err != nil {
+		return err
+	}
+	m := a.manifest(hp, old, keyed, kept, pending)
 	if err := onhost.WriteManifest(ctx, h, m); err != nil {
 		return err
 	}
@@ -359,32 +362,48 @@ func (a *applier) recordPending(ctx context.Context, h transport.Host, old *stat
 	return onhost.WriteManifest(ctx, h, m)
 }
 
+// fingerprint has the host of hp make the keyed hashes of its files that
+// hold secrets, as they are now, and of the credentials apply provisions
+// there (kept for finish). A host that runs no commands has none.
+func (a *applier) fingerprint(ctx context.Context, h transport.Host, hp *plan.Host) (map[string]string, error) {
+	var paths []string
+	for _, f := range a.tree.Hosts[hp.Host].Files {
+		if _, ok := hp.Manifest.Files[f.Path]; ok && len(f.Secrets) > 0 {
+			paths = append(paths, f.Path)
+		}
+	}
+	var values []onhost.Labeled
+	seen := map[string]bool{}
+	for _, act := range a.p.Actions {
+		if label := state.CredentialsLabel(act.User); act.Host == hp.Host && act.Verb == plan.Provision && !seen[label] {
+			seen[label] = true
+			values = append(values, onhost.Labeled{Label: label, Value: a.opts.Secrets[act.Secret]})
+		}
+	}
+	if len(paths) == 0 && len(values) == 0 {
+		return nil, nil
+	}
+	keyed, creds, err := onhost.Fingerprint(ctx, h, paths, values)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.creds[hp.Host] = creds
+	a.mu.Unlock()
+	return keyed, nil
+}
+
 // manifest is the plan's manifest of hp with what only the apply knows:
-// its id and time, and the fingerprints of the secrets in the files it
-// wrote (the others keep theirs). A removed slot whose stop failed
-// (kept) stays as the old manifest has it.
-func (a *applier) manifest(hp *plan.Host, old *state.Manifest, wrote, kept map[string]bool, pending map[string]string) *state.Manifest {
+// its id and time, and the keyed hashes of the files that hold secrets.
+// A removed slot whose stop failed (kept) stays as the old manifest has
+// it.
+func (a *applier) manifest(hp *plan.Host, old *state.Manifest, keyed map[string]string, kept map[string]bool, pending map[string]string) *state.Manifest {
 	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, PlanID: a.p.ID, Commit: a.p.Commit, Dirty: a.p.Dirty,
-		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}, Salt: secret.NewSalt()}
-	if old != nil && old.Salt != "" {
-		m.Salt = old.Salt
-	}
-	rendered := map[string]*render.File{}
-	for i := range a.tree.Hosts[hp.Host].Files {
-		f := &a.tree.Hosts[hp.Host].Files[i]
-		rendered[f.Path] = f
-	}
+		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}}
 	for path, pf := range hp.Manifest.Files {
-		mf := state.ManifestFile{SHA256: pf.SHA256, Slot: pf.Slot, Kind: pf.Kind, SecretLines: pf.SecretLines}
+		mf := state.ManifestFile{SHA256: pf.SHA256, Slot: pf.Slot, Kind: pf.Kind, SecretLines: pf.SecretLines, Keyed: keyed[path]}
 		if len(mf.SecretLines) == 0 {
 			mf.SecretLines = nil
-		}
-		if f := rendered[path]; f != nil && len(f.Secrets) > 0 {
-			if wrote[path] || old == nil || old.Salt != m.Salt {
-				mf.Secrets = a.fingerprints(m.Salt, f.Secrets)
-			} else {
-				mf.Secrets = old.Files[path].Secrets
-			}
 		}
 		m.Files[path] = mf
 	}
@@ -403,7 +422,7 @@ func (a *applier) manifest(hp *plan.Host, old *state.Manifest, wrote, kept map[s
 	if len(pending) > 0 {
 		m.Pending = maps.Clone(pending)
 	}
-	if old != nil && old.Salt == m.Salt {
+	if old != nil {
 		for slot, fp := range old.Credentials {
 			if slots[slot] {
 				if m.Credentials == nil {
@@ -414,14 +433,6 @@ func (a *applier) manifest(hp *plan.Host, old *state.Manifest, wrote, kept map[s
 		}
 	}
 	return m
-}
-
-func (a *applier) fingerprints(salt string, names []string) map[string]string {
-	out := map[string]string{}
-	for _, n := range names {
-		out[n] = secret.Fingerprint(salt, n, a.opts.Secrets[n])
-	}
-	return out
 }
 
 // backup keeps what is at the paths of files before they are replaced
@@ -529,10 +540,16 @@ func (a *applier) finish(ctx context.Context, host string, done []*plan.ServiceA
 			changed = true
 		}
 		if act.Verb == plan.Provision {
+			a.mu.Lock()
+			fp := a.creds[host][state.CredentialsLabel(act.User)]
+			a.mu.Unlock()
 			if m.Credentials == nil {
 				m.Credentials = map[string]string{}
 			}
-			m.Credentials[act.Slot] = plan.CredentialsFingerprint(m.Salt, act.User, a.opts.Secrets[act.Secret])
+			m.Credentials[act.Slot] = fp
+			if fp == "" {
+				delete(m.Credentials, act.Slot) // not known: the next plan provisions again
+			}
 			changed = true
 		}
 	}
@@ -607,7 +624,7 @@ func (a *applier) rollback(ctx context.Context, h transport.Host, act *plan.Serv
 		if b.existed {
 			err = transport.WriteFile(ctx, h, fc.Path, b.content, b.mode, transport.Owner{User: fc.Owner, Group: fc.Group})
 			mf := m.Files[fc.Path]
-			mf.SHA256, mf.Secrets = fc.Before, nil // the old secret's fingerprint is not known: the next plan rewrites it
+			mf.SHA256, mf.Keyed = fc.Before, "" // the old content's keyed hash is not known: it is read
 			m.Files[fc.Path] = mf
 		} else {
 			err = h.Remove(ctx, fc.Path)

@@ -9,6 +9,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -310,9 +311,12 @@ func (h *fakeHost) close() {
 }
 
 // exec runs one command of an SSH session.
-func (h *fakeHost) exec(_ context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) int {
+func (h *fakeHost) exec(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if strings.HasPrefix(cmd, replicationPrefix) {
 		return h.replication(cmd, stdout)
+	}
+	if strings.HasPrefix(cmd, "command -v ") {
+		return h.sh(ctx, cmd, stdin, stdout, stderr)
 	}
 	words, err := shellWords(cmd)
 	if err != nil {
@@ -354,6 +358,29 @@ func (h *fakeHost) exec(_ context.Context, cmd string, _ io.Reader, stdout, stde
 	}
 	return 0 // any other command succeeds, and says nothing
 }
+
+// sh runs a script of cyrplan's own (the observe command, the keyed
+// hashes: both begin with "command -v") in a real sh, on the host's
+// files: every quoted absolute path in it (shell.Quote's) is taken inside the root, and
+// the root is taken out of what it prints.
+func (h *fakeHost) sh(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
+	dir := h.root.Name()
+	c := exec.CommandContext(ctx, "sh", "-c", quotedAbsRE.ReplaceAllString(cmd, "${1}'"+dir+"/"))
+	var out bytes.Buffer
+	c.Stdin, c.Stdout, c.Stderr = stdin, &out, stderr
+	err := c.Run()
+	stdout.Write(bytes.ReplaceAll(out.Bytes(), []byte(dir), nil))
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 126
+	}
+	return 0
+}
+
+// quotedAbsRE finds the opening quote of a quoted absolute path.
+var quotedAbsRE = regexp.MustCompile(`(^|[\s=<>])'/`)
 
 // rel is a host path as a path in the root.
 func rel(p string) string {

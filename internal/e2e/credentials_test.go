@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/state"
 )
 
 // TestReplicationCredentials: from empty hosts, with logins checked
@@ -23,6 +30,7 @@ func TestReplicationCredentials(t *testing.T) {
 	if out, _, code := w.cyrplan("plan", "--detailed-exitcode"); code != 0 {
 		t.Fatalf("plan after apply: exit %d (the credentials are provisioned again?)\n%s", code, out)
 	}
+	checkKeyed(t, w, "imap6", "slot608")
 	float := w.fleet.FloatingAddr(23)
 	w.fleet.FlushNeigh(float)
 	// The replication user is an admin, with the password of the secret.
@@ -92,4 +100,46 @@ func wantCountAs(t *testing.T, addr string, want int) error {
 		}
 	}
 	return fmt.Errorf("no EXISTS in %q", lines)
+}
+
+// checkKeyed: what the manifest of host records of slot's imapd.conf
+// and credentials are keyed hashes made with the host's own key, which
+// apply made there for root alone; nothing in it is a hash anyone could
+// test a guessed password against.
+func checkKeyed(t *testing.T, w *world, host, slot string) {
+	t.Helper()
+	h := w.fleet.Host(host)
+	key, err := os.ReadFile(h.Path(hostpath.HashKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(h.Path(hostpath.HashKey)); err != nil || fi.Mode().Perm() != 0o600 || len(key) != 32 {
+		t.Errorf("%s: %v, %d bytes; want 0600 and 32", hostpath.HashKey, fi.Mode(), len(key))
+	}
+	keyed := func(parts ...string) string {
+		sum := sha256.Sum256(append(bytes.Clone(key), strings.Join(parts, "\x00")...))
+		return hex.EncodeToString(sum[:])
+	}
+	raw, err := os.ReadFile(h.Path(hostpath.Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := state.DecodeManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := hostpath.Named(slot).IMAPDConf
+	content, err := os.ReadFile(h.Path(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Files[conf].Keyed, keyed("file", string(content)); got != want {
+		t.Errorf("manifest: keyed hash of %s %q, want %q", conf, got, want)
+	}
+	if got, want := m.Credentials[slot], keyed("value", state.CredentialsLabel("repluser"), "s3cr3t-repl-pw"); got != want {
+		t.Errorf("manifest: credentials of %s %q, want %q", slot, got, want)
+	}
+	if bytes.Contains(raw, []byte(state.Hash(content))) || bytes.Contains(raw, []byte("salt")) {
+		t.Errorf("the manifest holds an unkeyed hash of %s, or a salt:\n%s", conf, raw)
+	}
 }

@@ -349,12 +349,17 @@ func (ld *Loaded) secretNames() []string {
 }
 
 // observe reads every connected host in parallel; a host that fails is
-// moved to Errs.
+// moved to Errs. With values, each fingerprints the replication
+// credentials, which the plan compares with those its manifest records.
 func (ld *Loaded) observe(ctx context.Context, c Config, hs *Hosts, values secret.Values) map[string]*state.Host {
+	var labeled []onhost.Labeled
+	if r := ld.Layout.Replication; values[r.Password] != "" {
+		labeled = []onhost.Labeled{{Label: state.CredentialsLabel(r.Authname), Value: values[r.Password]}}
+	}
 	out := map[string]*state.Host{}
 	var mu sync.Mutex
 	hs.each(c.parallelism(), func(n string, h transport.Host) error {
-		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n), values)
+		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n), values, labeled)
 		if err == nil {
 			mu.Lock()
 			out[n] = o

@@ -22,6 +22,11 @@ var Written = []string{ConfigRoot, InitDir, UnitDir, StateDir}
 const (
 	Manifest = StateDir + "/manifest.json" // what cyrplan last applied
 	Lock     = StateDir + "/lock"          // held by a running apply
+	// HashKey is the host's own key for the keyed hashes of the files
+	// and values that hold secrets: made on the host by its first apply
+	// that runs commands, readable by root alone, and never read by
+	// cyrplan.
+	HashKey = StateDir + "/hash.key"
 )
 
 // Slot are the paths of one slot on its host.

@@ -21,8 +21,10 @@ import (
 // following a link), its mode and size, and the SHA-256 of a regular
 // file's content, and whether each build is installed. A file whose
 // hash is that of its rendered content need not be read: it is its
-// rendered content. Only the others (changed, or holding secrets, which
-// a rendering never has) are read over SFTP, as on a host where the
+// rendered content. A file holding secrets is its filled rendering when
+// the plan knows the values; without them (status), it is what apply
+// wrote when its keyed hash (see Fingerprint) is the one the manifest
+// records. Only the others are read over SFTP, as on a host where the
 // command cannot run.
 
 // statLine is what the observe command says of one path.
@@ -68,6 +70,7 @@ type observed struct {
 	builds       map[string]state.Build
 	manifest     manifestState
 	manifestData []byte
+	keyed        *keyed // nil: the host has no key
 }
 
 // manifestState is what the command found at hostpath.Manifest.
@@ -97,8 +100,9 @@ const observeHeader = "cyrplan-observe 1"
 // sha256sum of the regular files, and a second stat of those ("p"
 // lines), which must agree with the first for a hash to count. test is
 // the shell's own; timeout keeps a file swapped for a FIFO from hanging
-// the command.
-func observeScript(paths, prefixes []string) string {
+// the command. Last come the keyed hashes of the files at keyedPaths and
+// of n values on the standard input (keyedScript).
+func observeScript(paths, prefixes, keyedPaths []string, n int) string {
 	var b strings.Builder
 	b.WriteString("command -v stat sha256sum timeout base64 >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
 	b.WriteString("echo " + observeHeader + "\nset --")
@@ -120,6 +124,7 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 	m := shell.Quote(hostpath.Manifest)
 	fmt.Fprintf(&b, "if [ ! -e %s ] && [ ! -L %s ]; then echo m none; elif [ -f %s ] && [ ! -L %s ]; then printf 'm '; base64 -w0 -- %s; echo; else echo m other; fi\n",
 		m, m, m, m, m)
+	b.WriteString(keyedScript(keyedPaths, n))
 	b.WriteString("echo end\n")
 	return b.String()
 }
@@ -129,9 +134,9 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 var errNoObserve = errors.New("the host cannot run the observe command")
 
 // observeAll runs the observe command on h.
-func observeAll(ctx context.Context, h transport.Host, paths, prefixes []string) (*observed, error) {
+func observeAll(ctx context.Context, h transport.Host, paths, prefixes, keyedPaths []string, values []Labeled) (*observed, error) {
 	var out strings.Builder
-	err := h.Run(ctx, observeScript(paths, prefixes), nil, &out, nil)
+	err := h.Run(ctx, observeScript(paths, prefixes, keyedPaths, len(values)), keyedInput(values), &out, nil)
 	var ee *transport.ExitError
 	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) {
 		return nil, errNoObserve
@@ -139,12 +144,13 @@ func observeAll(ctx context.Context, h transport.Host, paths, prefixes []string)
 	if err != nil {
 		return nil, err
 	}
-	return parseObserved(out.String(), paths, prefixes)
+	return parseObserved(out.String(), paths, prefixes, len(values))
 }
 
 // parseObserved reads the command's output; anything but a complete
-// answer (every build, and the end) is errNoObserve.
-func parseObserved(out string, paths, prefixes []string) (*observed, error) {
+// answer (every build, the keyed hashes of the n values and the end) is
+// errNoObserve.
+func parseObserved(out string, paths, prefixes []string, n int) (*observed, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, transport.MaxReadSize/3*4+64)
 	if !sc.Scan() || sc.Text() != observeHeader {
@@ -158,7 +164,7 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 	first, again := map[string]stat{}, map[string]stat{}
 	hashes := map[string]string{}
 	ob := &observed{paths: map[string]statLine{}, builds: map[string]state.Build{}}
-	section, ended, manifestSeen := "o", false, false
+	section, ended, manifestSeen, keyedSeen := "o", false, false, false
 	for sc.Scan() && !ended {
 		line := sc.Text()
 		switch {
@@ -166,6 +172,15 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 			ended = true
 		case line == "hashes" && section == "o", line == "again" && section == "hashes":
 			section = line
+		case (line == "keyed" || line == "keyed none") && section == "again":
+			section, keyedSeen = "keyed", true
+			if line == "keyed" {
+				ob.keyed = &keyed{files: map[string]string{}}
+			}
+		case section == "keyed":
+			if ob.keyed == nil || !ob.keyed.parseLine(line) {
+				return nil, errNoObserve
+			}
 		case section == "hashes":
 			sum, path, ok := strings.Cut(line, "  ")
 			if !ok || len(sum) != 64 {
@@ -216,7 +231,7 @@ func parseObserved(out string, paths, prefixes []string) (*observed, error) {
 			return nil, errNoObserve
 		}
 	}
-	if !ended || !manifestSeen || len(ob.builds) != len(dedup(prefixes)) {
+	if !ended || !manifestSeen || !keyedSeen || len(ob.builds) != len(dedup(prefixes)) || ob.keyed != nil && len(ob.keyed.values) != n {
 		return nil, errNoObserve
 	}
 	for _, p := range paths {

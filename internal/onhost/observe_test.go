@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
 	"github.com/cyrplan/cyrplan/internal/state"
@@ -23,17 +24,33 @@ import (
 )
 
 // shellHost is the machine's own filesystem as a host that runs
-// commands with sh, counting the files read over the transport.
+// commands with sh, counting the files read over the transport. Its
+// commands find cyrplan's state directory at state.
 type shellHost struct {
 	transport.Host
+	state string
+	onRun func(cmd string) // if set, told each command
 	mu    sync.Mutex
 	reads []string
 }
 
-func (h *shellHost) Run(ctx context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) error {
-	c := exec.CommandContext(ctx, "sh", "-c", cmd)
-	c.Stdout, c.Stderr = stdout, stderr
-	return c.Run()
+func newShellHost(t *testing.T) *shellHost {
+	h := &shellHost{Host: local.New("/", ""), state: filepath.Join(t.TempDir(), "state")}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func (h *shellHost) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if h.onRun != nil {
+		h.onRun(cmd)
+	}
+	c := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(cmd, hostpath.StateDir, h.state))
+	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
+	err := c.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return &transport.ExitError{Code: ee.ExitCode()}
+	}
+	return err
 }
 
 // Inspect records the files it read.
@@ -97,15 +114,14 @@ func TestObserveOneCommand(t *testing.T) {
 	prefixes := []string{filepath.Join(dir, "pfx"), filepath.Join(dir, "nopfx")}
 
 	ctx := context.Background()
-	sh := &shellHost{Host: local.New("/", "")}
-	defer sh.Close()
-	fast, err := Observe(ctx, sh, want, prefixes, nil)
+	sh := newShellHost(t)
+	fast, err := Observe(ctx, sh, want, prefixes, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain := local.New("/", "")
 	defer plain.Close()
-	slow, err := Observe(ctx, plain, want, prefixes, nil)
+	slow, err := Observe(ctx, plain, want, prefixes, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +153,7 @@ func TestObserveOneCommand(t *testing.T) {
 	// With the secrets the plan renders with, a file holding them that
 	// is its filled rendering need not be read either.
 	sh.reads = nil
-	withSecrets, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "hunter2"})
+	withSecrets, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "hunter2"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +171,18 @@ func TestObserveOneCommand(t *testing.T) {
 	}
 	// Another value (the secret was rotated since): read, and redacted.
 	sh.reads = nil
-	if _, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "new-pw"}); err != nil {
+	rotated, err := Observe(ctx, sh, want, prefixes, secret.Values{"replication": "new-pw"}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(sh.reads, secretFile) {
 		t.Errorf("a file holding an old secret was not read: %v", sh.reads)
+	}
+	if f := rotated.Files[secretFile]; !slices.Equal(f.Stale, []string{"replication"}) || f.SHA256 != fast.Files[secretFile].SHA256 {
+		t.Errorf("a file holding an old secret: %+v; want it stale, and otherwise as observed", f)
+	}
+	if f := withSecrets.Files[secretFile]; f.Stale != nil {
+		t.Errorf("a file holding the secret as it is: stale %v", f.Stale)
 	}
 	if f := fast.Files[secretFile]; strings.Contains(string(f.Content), "hunter2") {
 		t.Errorf("the secret in the observed state: %q", f.Content)
@@ -177,8 +200,8 @@ func TestObserveOneCommand(t *testing.T) {
 func TestParseObservedIncomplete(t *testing.T) {
 	paths, prefixes := []string{"/a", "/b"}, []string{"/usr"}
 	sum := strings.Repeat("0", 64)
-	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nm none\nend\n"
-	ob, err := parseObserved(full, paths, prefixes)
+	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nm none\nkeyed none\nend\n"
+	ob, err := parseObserved(full, paths, prefixes, 1)
 	if err != nil {
 		t.Fatalf("a complete answer: %v", err)
 	}
@@ -186,17 +209,21 @@ func TestParseObservedIncomplete(t *testing.T) {
 		t.Errorf("parsed: /a %+v, /b %+v", a, b)
 	}
 	// A file that changed between the two stats has no hash.
-	ob, err = parseObserved(strings.Replace(full, "p 81a4 5 7", "p 81a4 6 7", 1), paths, prefixes)
+	ob, err = parseObserved(strings.Replace(full, "p 81a4 5 7", "p 81a4 6 7", 1), paths, prefixes, 1)
 	if err != nil || ob.paths["/a"].sha256 != "" || !ob.paths["/a"].exists {
 		t.Errorf("a file that changed while hashed: %+v, %v", ob.paths["/a"], err)
 	}
 	// The manifest comes along, base64; anything but a regular file is
 	// read over the transport, which says what is wrong.
-	ob, err = parseObserved(strings.Replace(full, "m none", "m "+base64.StdEncoding.EncodeToString([]byte(`{"format":1}`)), 1), paths, prefixes)
+	ob, err = parseObserved(strings.Replace(full, "m none", "m "+base64.StdEncoding.EncodeToString([]byte(`{"format":1}`)), 1), paths, prefixes, 1)
 	if err != nil || ob.manifest != manifestRead || string(ob.manifestData) != `{"format":1}` {
 		t.Errorf("a manifest: %+v, %v", ob, err)
 	}
-	if ob, err = parseObserved(strings.Replace(full, "m none", "m other", 1), paths, prefixes); err != nil || ob.manifest != manifestUnread {
+	if ob, err = parseObserved(strings.Replace(full, "keyed none\n", "keyed\nk /a "+sum+"  -\nv "+sum+"  -\n", 1), paths, prefixes, 1); err != nil ||
+		ob.keyed == nil || ob.keyed.files["/a"] != sum || len(ob.keyed.values) != 1 {
+		t.Errorf("keyed hashes: %+v, %v", ob, err)
+	}
+	if ob, err = parseObserved(strings.Replace(full, "m none", "m other", 1), paths, prefixes, 1); err != nil || ob.manifest != manifestUnread {
 		t.Errorf("a manifest that is not a regular file: %+v, %v", ob, err)
 	}
 	for _, out := range []string{
@@ -210,8 +237,13 @@ func TestParseObservedIncomplete(t *testing.T) {
 		strings.Replace(full, "o 81a4", "o zz", 1),
 		strings.Replace(full, "end\n", "surprise\nend\n", 1),
 		strings.Replace(full, "hashes\n", "", 1),
+		strings.Replace(full, "keyed none\n", "", 1),
+		strings.Replace(full, "keyed none\n", "keyed\n", 1),                             // no value
+		strings.Replace(full, "keyed none\n", "keyed\nv "+sum+"  -\nv "+sum+"  -\n", 1), // two
+		strings.Replace(full, "keyed none\n", "keyed\nk /a abc  -\nv "+sum+"  -\n", 1),  // not a hash
+		strings.Replace(full, "keyed none\n", "keyed none\nk /a "+sum+"  -\n", 1),       // no key, yet a hash
 	} {
-		if _, err := parseObserved(out, paths, prefixes); err != errNoObserve {
+		if _, err := parseObserved(out, paths, prefixes, 1); err != errNoObserve {
 			t.Errorf("parseObserved(%q): %v, want errNoObserve", out, err)
 		}
 	}
@@ -225,5 +257,25 @@ func TestStatLineMode(t *testing.T) {
 		if got := transport.Kind(statLine{raw: raw}.mode()); got != kind {
 			t.Errorf("%o: %s, want %s", raw, got, kind)
 		}
+	}
+}
+
+// Only the secrets of the lines the host holds with another value are
+// stale.
+func TestStale(t *testing.T) {
+	rendered := []byte("a: <<secret:one>>\nb: 2\nc: <<secret:two>> <<secret:three>>\n")
+	values := secret.Values{"one": "1", "two": "2", "three": "3"}
+	for host, want := range map[string][]string{
+		"a: 1\nb: 2\nc: 2 3\n": nil,
+		"a: 0\nb: 2\nc: 2 3\n": {"one"},
+		"a: 1\nb: 2\nc: 2 4\n": {"three", "two"},
+		"a: 1\nb: 2\n":         {"three", "two"},
+	} {
+		if got := stale(rendered, []byte(host), values); !slices.Equal(got, want) {
+			t.Errorf("stale(%q) = %v, want %v", host, got, want)
+		}
+	}
+	if got := stale(rendered, []byte("a: 1\nb: 2\nc: 2 3\n"), secret.Values{"one": "1"}); !slices.Equal(got, []string{"three", "two"}) {
+		t.Errorf("with values missing: %v", got)
 	}
 }

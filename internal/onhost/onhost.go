@@ -26,8 +26,9 @@ import (
 // Observe reads from h everything a plan for want needs. prefixes are
 // the build prefixes its slots run from; values, when not nil, are the
 // secrets the plan renders with (a file holding them whose hash is that
-// of its filled rendering need not be read).
-func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string, values secret.Values) (*state.Host, error) {
+// of its filled rendering need not be read); labeled are the values h
+// is to fingerprint with its key (state.Host.Fingerprints).
+func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string, values secret.Values, labeled []Labeled) (*state.Host, error) {
 	o := &state.Host{Name: h.Name(), Files: map[string]*state.File{}, Dirs: map[string]*state.Dir{},
 		Roles: map[string]layout.Role{}, Builds: map[string]state.Build{}}
 	// The command is asked about what the layout renders here; the
@@ -36,10 +37,14 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	slots := map[string]bool{}
 	wantFile := map[string]*render.File{}
 	paths := make([]string, 0, len(want.Files)+len(want.Dirs))
+	var keyedPaths []string // without the values, files holding secrets are known by their keyed hash
 	for i, f := range want.Files {
 		slots[f.Slot] = true
 		wantFile[f.Path] = &want.Files[i]
 		paths = append(paths, f.Path)
+		if values == nil && len(f.Secrets) > 0 {
+			keyedPaths = append(keyedPaths, f.Path)
+		}
 	}
 	for _, d := range want.Dirs {
 		paths = append(paths, d.Path)
@@ -47,7 +52,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	for s := range slots {
 		paths = append(paths, hostpath.Named(s).RoleFile)
 	}
-	ob, err := observeAll(ctx, h, paths, prefixes)
+	ob, err := observeAll(ctx, h, paths, prefixes, keyedPaths, labeled)
 	if errors.Is(err, errNoObserve) {
 		ob = nil
 	} else if err != nil {
@@ -99,7 +104,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	}
 	for p := range rendered {
 		if st, asked := ob.path(p); asked {
-			if f := fromObserved(st, wantFile[p], rendered[p], values); f != nil {
+			if f := fromObserved(st, wantFile[p], rendered[p], values, ob.asWritten(p, m, wantFile[p])); f != nil {
 				o.Files[p] = f
 				continue
 			}
@@ -132,7 +137,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		p := need[i]
 		switch kind[i] {
 		case isFile:
-			o.Files[p] = fromEntry(e, wantFile[p], rendered[p])
+			o.Files[p] = fromEntry(e, wantFile[p], rendered[p], values)
 		case isDir:
 			o.Dirs[p] = dirOf(e.Info, e.Exists)
 		case isRole:
@@ -150,7 +155,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		}
 	}
 	if ob != nil {
-		o.Exec, o.Builds = true, ob.builds
+		o.Exec, o.Builds, o.Fingerprints = true, ob.builds, ob.keyed.byLabel(labeled)
 		return o, nil
 	}
 	o.Exec = true
@@ -174,12 +179,26 @@ var roleHashes = map[string]layout.Role{
 	state.Hash([]byte("replica")):   layout.Replica,
 }
 
+// asWritten says whether the host's file at p has the keyed hash that
+// manifest m records for it, written from the same rendering as want:
+// the host holds what apply wrote of want.
+func (ob *observed) asWritten(p string, m *state.Manifest, want *render.File) bool {
+	if ob == nil || ob.keyed == nil || m == nil || want == nil {
+		return false
+	}
+	k, ok := ob.keyed.files[p]
+	mf := m.Files[p]
+	return ok && mf.Keyed == k && mf.SHA256 == want.SHA256
+}
+
 // fromObserved is the state of a managed file from what the observe
 // command said of it, or nil when it must be read: it differs from its
 // rendering (with values filled in, if it holds secrets and values are
-// known), or changed while it was hashed. What it returns is what
-// readFile would: the host's content is that rendering, redacted.
-func fromObserved(s statLine, want *render.File, known []byte, values secret.Values) *state.File {
+// known), or changed while it was hashed. A file holding secrets whose
+// keyed hash is the manifest's (asWritten) is, redacted, what the
+// manifest records. What it returns is what reading the file would: the
+// host's content is that rendering, redacted.
+func fromObserved(s statLine, want *render.File, known []byte, values secret.Values, asWritten bool) *state.File {
 	if !s.exists {
 		return &state.File{}
 	}
@@ -187,14 +206,20 @@ func fromObserved(s statLine, want *render.File, known []byte, values secret.Val
 	if what := fileProblem(fi); what != "" {
 		return &state.File{Problem: what}
 	}
-	if want == nil || s.sha256 == "" {
+	if want == nil {
+		return nil
+	}
+	if len(want.Secrets) > 0 && values == nil {
+		if !asWritten {
+			return nil
+		}
+		return &state.File{Exists: true, Mode: fi.Mode.Perm(), Content: want.Content, SHA256: want.SHA256}
+	}
+	if s.sha256 == "" {
 		return nil
 	}
 	content := want.Content
 	if len(want.Secrets) > 0 {
-		if values == nil {
-			return nil
-		}
 		filled, err := values.Fill(want.Content)
 		if err != nil {
 			return nil
@@ -244,8 +269,9 @@ func dirOf(fi transport.FileInfo, exists bool) *state.Dir {
 // fromEntry is the state of a managed file from what Inspect found:
 // its content with the secrets redacted (known is its rendering and
 // recorded secret lines), or a Problem if it is anything but a regular
-// file of a sane size.
-func fromEntry(e transport.Entry, want *render.File, known []byte) *state.File {
+// file of a sane size. With values, the secrets it does not hold as
+// they are now are Stale.
+func fromEntry(e transport.Entry, want *render.File, known []byte, values secret.Values) *state.File {
 	if !e.Exists {
 		return &state.File{}
 	}
@@ -258,7 +284,30 @@ func fromEntry(e transport.Entry, want *render.File, known []byte) *state.File {
 		return &state.File{Exists: true, Mode: mode, Content: want.Content, SHA256: want.SHA256}
 	}
 	data := secret.Redact(known, e.Data)
-	return &state.File{Exists: true, Mode: mode, Content: data, SHA256: state.Hash(data)}
+	f := &state.File{Exists: true, Mode: mode, Content: data, SHA256: state.Hash(data)}
+	if want != nil && values != nil && len(want.Secrets) > 0 && f.SHA256 == want.SHA256 {
+		f.Stale = stale(want.Content, e.Data, values)
+	}
+	return f
+}
+
+// stale are the secrets of rendered, which redacted host content is,
+// whose values host does not hold: those of each line of rendered with
+// a marker that, filled with values, is not the host's line.
+func stale(rendered, host []byte, values secret.Values) []string {
+	want, have := bytes.Split(rendered, []byte("\n")), bytes.Split(host, []byte("\n"))
+	var out []string
+	for i, line := range want {
+		names := secret.Names(line)
+		if len(names) == 0 {
+			continue
+		}
+		if filled, err := values.Fill(line); err != nil || i >= len(have) || !bytes.Equal(filled, have[i]) {
+			out = append(out, names...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // checkBuild asks the host whether prefix/bin/master is an executable.

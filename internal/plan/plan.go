@@ -267,9 +267,9 @@ type Input struct {
 	Observed map[string]*state.Host // by host; a host missing here failed to be read
 	Errors   map[string]error       // why a host could not be read
 	Scope    *Scope
-	// Secrets are the values apply will write: a file whose manifest
-	// records other fingerprints is rewritten. Nil compares no secret
-	// (diff, which has no hosts).
+	// Secrets are the values apply will write (Observed was observed
+	// with them: a file holding others is rewritten). Nil compares no
+	// secret (status; diff, which has no hosts).
 	Secrets secret.Values
 	// Labels name the two sides in diffs; default "on the host" and
 	// "rendered".
@@ -422,7 +422,7 @@ func (b *hostBuild) fileChange(f *render.File, of *state.File) *FileChange {
 		fc.Drift = mf != nil // cyrplan wrote it, someone removed it
 		return fc
 	case of.SHA256 == after && of.Mode == f.Mode:
-		fc.Secrets = b.changedSecrets(f, mf)
+		fc.Secrets = b.changedSecrets(of)
 		if len(fc.Secrets) == 0 {
 			return nil
 		}
@@ -444,20 +444,14 @@ func (b *hostBuild) fileChange(f *render.File, of *state.File) *FileChange {
 	return fc
 }
 
-// changedSecrets are the secrets of f whose values differ from those the
-// host's copy was written with, by the fingerprints its manifest
-// records (none recorded: written by an older cyrplan, so rewritten).
-func (b *hostBuild) changedSecrets(f *render.File, mf *state.ManifestFile) []string {
-	out := []string{}
+// changedSecrets are the secrets of f whose values the host's copy, as
+// rendered otherwise, does not hold (none when the plan compares no
+// secrets).
+func (b *hostBuild) changedSecrets(of *state.File) []string {
 	if b.in.Secrets == nil {
-		return out
+		return []string{}
 	}
-	for _, name := range f.Secrets {
-		if mf == nil || b.obs.Manifest.Salt == "" || mf.Secrets[name] != secret.Fingerprint(b.obs.Manifest.Salt, name, b.in.Secrets[name]) {
-			out = append(out, name)
-		}
-	}
-	return out
+	return orEmpty(slices.Clone(of.Stale))
 }
 
 func (b *hostBuild) dirs() {
@@ -564,13 +558,13 @@ func (b *hostBuild) slotActions() map[string]*ServiceAction {
 
 // provisions plans the replication credentials of the host's store
 // slots whose sasldb the manifest does not record as holding the current
-// ones: every slot of a store, since any may become a replica. They run
+// ones (the host's keyed fingerprint of them is not the one recorded):
+// every slot of a store, since any may become a replica. They run
 // before every start and reload, so that a new password is accepted
 // before a master sends it. A host that runs no commands gets none.
 func (b *hostBuild) provisions() []*ServiceAction {
 	l, hp, obs := b.in.Layout, b.hp, b.obs
-	value, ok := b.in.Secrets[l.Replication.Password]
-	if !ok || !obs.Exec {
+	if _, ok := b.in.Secrets[l.Replication.Password]; !ok || !obs.Exec {
 		return nil
 	}
 	var out []*ServiceAction
@@ -579,7 +573,7 @@ func (b *hostBuild) provisions() []*ServiceAction {
 		if s.Store == "" {
 			continue
 		}
-		if m := obs.Manifest; m != nil && m.Salt != "" && m.Credentials[sn] == CredentialsFingerprint(m.Salt, l.Replication.Authname, value) {
+		if fp := obs.Fingerprints[state.CredentialsLabel(l.Replication.Authname)]; fp != "" && obs.Manifest != nil && obs.Manifest.Credentials[sn] == fp {
 			continue
 		}
 		out = append(out, &ServiceAction{Host: hp.Host, Slot: sn, Store: s.Store, Verb: Provision, Role: hp.Slots[sn],
@@ -588,12 +582,6 @@ func (b *hostBuild) provisions() []*ServiceAction {
 			SASLDB: hostpath.Of(sn, s.Meta).SASLDB()})
 	}
 	return out
-}
-
-// CredentialsFingerprint identifies the replication credentials (user
-// and password) provisioned in a slot's sasldb, keyed with a host's salt.
-func CredentialsFingerprint(salt, user, password string) string {
-	return secret.Fingerprint(salt, "sasldb:"+user, password)
 }
 
 // manifest decides the manifest apply records: every rendered file of

@@ -209,13 +209,8 @@ func TestSchemaPlans(t *testing.T) {
 			tree := render.Render(l)
 			obs := applied(tree)
 			for _, h := range obs {
-				h.Manifest.Salt = "salt-" + h.Name
 				for _, f := range tree.Hosts[h.Name].Files {
-					mf := h.Manifest.Files[f.Path]
-					for _, name := range f.Secrets {
-						mf.Secrets = map[string]string{name: secret.Fingerprint(h.Manifest.Salt, name, "old")}
-					}
-					h.Manifest.Files[f.Path] = mf
+					h.Files[f.Path].Stale = f.Secrets
 				}
 			}
 			sc, err := NewScope(l, nil, nil)

@@ -5,10 +5,6 @@ package secret
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -175,23 +171,6 @@ func Redact(known, observed []byte) []byte {
 		}
 	}
 	return bytes.Join(lines, []byte("\n"))
-}
-
-// Fingerprint identifies the value of secret name without revealing it:
-// an HMAC-SHA256 keyed with a host's salt. A manifest records it for
-// every secret a file was written with, so that a plan sees a secret
-// change without knowing, showing or storing the old value.
-func Fingerprint(salt, name, value string) string {
-	m := hmac.New(sha256.New, []byte(salt))
-	m.Write([]byte("cyrplan secret fingerprint v1\x00" + name + "\x00" + value))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// NewSalt returns a fresh random salt for a host's fingerprints.
-func NewSalt() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Writer passes what is written to it on to w a line at a time, with

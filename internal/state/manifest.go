@@ -39,8 +39,11 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, err
 	}
-	if m.Format != 1 && m.Format != ManifestFormat {
-		return nil, fmt.Errorf("manifest format %d; this cyrplan reads formats 1 and %d", m.Format, ManifestFormat)
+	if m.Format < 1 || m.Format > ManifestFormat {
+		return nil, fmt.Errorf("manifest format %d; this cyrplan reads formats 1 to %d", m.Format, ManifestFormat)
+	}
+	if m.Format < 3 {
+		m.Credentials = nil // salted: no host made them
 	}
 	if err := m.check(); err != nil {
 		return nil, err
@@ -76,6 +79,9 @@ func (m *Manifest) check() error {
 		}
 		if !hashRE.MatchString(f.SHA256) {
 			return fmt.Errorf("file %q: %q is not a SHA-256", path, f.SHA256)
+		}
+		if f.Keyed != "" && !hashRE.MatchString(f.Keyed) {
+			return fmt.Errorf("file %q: keyed hash %q is not a SHA-256", path, f.Keyed)
 		}
 	}
 	for _, s := range slices.Sorted(maps.Keys(m.Credentials)) {

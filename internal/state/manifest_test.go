@@ -5,9 +5,9 @@ import (
 	"testing"
 )
 
-const goodManifest = `{"format": 2, "applyId": "20261201T120000Z-abcdef", "time": "2026-12-01T12:00:00Z",
- "files": {"/etc/cyrus/slot608/imapd.conf": {"sha256": "` + hash64 + `", "slot": "slot608", "kind": "imapd.conf"}},
- "slots": ["slot608"], "pending": {"slot608": "reload"}}`
+const goodManifest = `{"format": 3, "applyId": "20261201T120000Z-abcdef", "time": "2026-12-01T12:00:00Z",
+ "files": {"/etc/cyrus/slot608/imapd.conf": {"sha256": "` + hash64 + `", "slot": "slot608", "kind": "imapd.conf", "keyed": "` + hash64 + `"}},
+ "slots": ["slot608"], "pending": {"slot608": "reload"}, "credentials": {"slot608": "` + hash64 + `"}}`
 
 const hash64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -27,7 +27,10 @@ func TestDecodeManifestRefuses(t *testing.T) {
 		{"shell in a verb", `"reload"}`, `"reload; touch /tmp/M"}`, "not one of"},
 		{"an unknown kind", `"kind": "imapd.conf"`, `"kind": "x"`, "unknown kind"},
 		{"not a hash", hash64, "x", "is not a SHA-256"},
-		{"another format", `"format": 2`, `"format": 9`, "manifest format 9"},
+		{"a keyed hash that is not one", `"keyed": "` + hash64, `"keyed": "` + hash64 + "0", "keyed hash"},
+		{"credentials that are not a fingerprint", `{"slot608": "` + hash64, `{"slot608": "x`, "not a slot name and a fingerprint"},
+		{"another format", `"format": 3`, `"format": 9`, "manifest format 9"},
+		{"no format", `"format": 3`, `"format": 0`, "manifest format 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +39,12 @@ func TestDecodeManifestRefuses(t *testing.T) {
 				t.Errorf("DecodeManifest: %v; want an error with %q", err, tt.want)
 			}
 		})
+	}
+	// The credentials of earlier formats were fingerprinted with a salt
+	// the manifest held: they are dropped, and provisioned again.
+	m, err := DecodeManifest([]byte(strings.Replace(goodManifest, `"format": 3`, `"format": 2, "salt": "abc"`, 1)))
+	if err != nil || m.Credentials != nil || m.Files["/etc/cyrus/slot608/imapd.conf"].Keyed != hash64 {
+		t.Errorf("a format 2 manifest: %+v, %v", m, err)
 	}
 	if _, err := DecodeManifest(make([]byte, MaxManifestSize+1)); err == nil || !strings.Contains(err.Error(), "more than") {
 		t.Errorf("an oversized manifest: %v", err)

@@ -33,6 +33,10 @@ type File struct {
 	// symbolic link, a FIFO, a device, a directory, a file too large to
 	// be one cyrplan wrote); "" for a regular file or nothing.
 	Problem string
+	// Stale are the secrets of the file's rendering whose values the
+	// host's copy does not hold, when it was observed with the values a
+	// plan writes and is otherwise as rendered.
+	Stale []string
 }
 
 // Dir is a directory as observed on a host.
@@ -61,6 +65,10 @@ type Host struct {
 	Roles    map[string]layout.Role
 	Builds   map[string]Build // by prefix
 	Exec     bool             // the host runs commands (not the local transport)
+	// Fingerprints are what the host made, with its own key, of the
+	// labelled values it was asked about (see CredentialsLabel), by
+	// label; none when it has no key yet or runs no commands.
+	Fingerprints map[string]string
 }
 
 // FromTree returns what host holds after a clean apply of t: every file
@@ -92,8 +100,9 @@ func FromTree(t *render.Tree, host string) *Host {
 }
 
 // ManifestFormat is the version of the manifest's JSON format that this
-// cyrplan writes; it reads format 1 too.
-const ManifestFormat = 2
+// cyrplan writes; it reads formats 1 and 2 too (whose fingerprints were
+// salted and are dropped).
+const ManifestFormat = 3
 
 // Manifest is what cyrplan last applied to a host. Hashes are of the
 // redacted content (secrets as markers), as everywhere in cyrplan.
@@ -106,11 +115,9 @@ type Manifest struct {
 	Time    time.Time               `json:"time"`
 	Files   map[string]ManifestFile `json:"files"` // by path
 	Slots   []string                `json:"slots"` // slots cyrplan manages here
-	// Salt keys the fingerprints of the secrets written into the files
-	// (see secret.Fingerprint): random per host, never a secret itself.
-	Salt string `json:"salt,omitempty"`
-	// Credentials are, by slot, the fingerprint of the replication
-	// credentials (user and password) provisioned in its sasldb.
+	// Credentials are, by slot, the host's keyed fingerprint of the
+	// replication credentials provisioned in its sasldb (see
+	// CredentialsLabel).
 	Credentials map[string]string `json:"credentials,omitempty"`
 	// Pending are the service actions (start, restart, reload) of slots
 	// whose files an apply is writing or wrote and whose action it has
@@ -128,14 +135,20 @@ type ManifestFile struct {
 	// never values): once the layout no longer renders the file, they
 	// redact the host's copy as its rendered content did.
 	SecretLines []string `json:"secretLines,omitempty"`
-	// Secrets are the fingerprints of the secret values the file was
-	// written with, by secret name: a plan compares them with the values
-	// it would write now, and shows only that they changed.
-	Secrets map[string]string `json:"secrets,omitempty"`
+	// Keyed is, for a file holding secrets, the host's keyed hash of the
+	// content apply wrote (made with a key only the host holds, so that
+	// no one holding the manifest can test a guessed secret against it):
+	// a host whose copy has the same keyed hash holds what was written,
+	// which is compared without reading it. "" when not known.
+	Keyed string `json:"keyed,omitempty"`
 }
 
-// NewManifestFile describes rendered file f in a manifest (without the
-// fingerprints of its secrets, which only apply knows).
+// CredentialsLabel labels, among the values a host fingerprints, the
+// password of SASL user user as provisioned in a slot's sasldb.
+func CredentialsLabel(user string) string { return "sasldb:" + user }
+
+// NewManifestFile describes rendered file f in a manifest (without its
+// keyed hash, which only the host makes).
 func NewManifestFile(f *render.File) ManifestFile {
 	return ManifestFile{SHA256: f.SHA256, Slot: f.Slot, Kind: string(f.Kind), SecretLines: secret.MarkerLines(f.Content)}
 }

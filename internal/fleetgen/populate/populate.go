@@ -18,6 +18,7 @@ import (
 	"slices"
 
 	"github.com/cyrplan/cyrplan/internal/fleet"
+	"github.com/cyrplan/cyrplan/internal/onhost"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
@@ -33,9 +34,14 @@ type Config struct {
 
 // noExec is a host on which commands do not run, like the local
 // transport: apply reports each service action instead of running it.
+// The one that runs is the keyed hashes' (onhost.Fingerprint), which
+// starts nothing: a plan compares what the manifest records with them.
 type noExec struct{ transport.Host }
 
-func (noExec) Run(context.Context, string, io.Reader, io.Writer, io.Writer) error {
+func (h noExec) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if onhost.IsFingerprint(cmd) {
+		return h.Host.Run(ctx, cmd, stdin, stdout, stderr)
+	}
 	return transport.ErrNoExec
 }
 

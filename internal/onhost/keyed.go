@@ -1,0 +1,180 @@
+package onhost
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/cyrplan/cyrplan/internal/hostpath"
+	"github.com/cyrplan/cyrplan/internal/shell"
+	"github.com/cyrplan/cyrplan/internal/transport"
+)
+
+// Keyed hashes. What holds a secret (a file written with one, the
+// password provisioned in a sasldb) is recognised by a hash that the
+// host makes with a key of its own, hostpath.HashKey, which only root
+// there can read and cyrplan never reads:
+//
+//	file:  SHA-256(key || "file\0" || content)
+//	value: SHA-256(key || "value\0" || label || "\0" || value)
+//
+// A manifest records them, so that a host whose copy has the recorded
+// hash is known to hold what apply wrote without its content being
+// read; and since the key stays on the host, no one holding a manifest
+// or a plan can test a guessed secret against them. Only a host that
+// runs commands has a key (apply makes it there); elsewhere files are
+// read, as before.
+
+// Labeled is a value for a host to fingerprint, under a label that says
+// what it is (see state.CredentialsLabel).
+type Labeled struct{ Label, Value string }
+
+// keyedScript is the shell that makes the keyed hashes of the regular
+// files at paths ("k PATH HASH  -" lines) and of the n values that
+// keyedInput wrote to its standard input ("v HASH  -" lines, in order),
+// after a "keyed" line; "keyed none" if the host has no key. A value is
+// read with head -c, which reads no further than the count it is given,
+// and is never in the command's arguments.
+func keyedScript(paths []string, n int) string {
+	var b strings.Builder
+	k := shell.Quote(hostpath.HashKey)
+	fmt.Fprintf(&b, "if [ -f %s ] && [ ! -L %s ]; then echo keyed\n", k, k)
+	if len(paths) > 0 {
+		b.WriteString("for p in")
+		for _, p := range paths {
+			b.WriteString(" " + shell.Quote(p))
+		}
+		fmt.Fprintf(&b, "; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'k %%s ' \"$p\"; { cat -- %s; printf 'file\\000'; timeout 60 cat -- \"$p\"; } | sha256sum; fi; done\n", k)
+	}
+	if n > 0 {
+		fmt.Fprintf(&b, "n=%d; while [ \"$n\" -gt 0 ]; do IFS= read -r len; printf 'v '; { cat -- %s; printf 'value\\000'; head -c \"$len\"; } | sha256sum; n=$((n-1)); done\n", n, k)
+	}
+	b.WriteString("else echo keyed none; fi\n")
+	return b.String()
+}
+
+// keyedInput is the standard input of keyedScript for values: each is
+// its length, a line, and label NUL value.
+func keyedInput(values []Labeled) io.Reader {
+	if len(values) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	for _, v := range values {
+		fmt.Fprintf(&b, "%d\n%s\x00%s", len(v.Label)+1+len(v.Value), v.Label, v.Value)
+	}
+	return &b
+}
+
+// keyed is what keyedScript said: nil if the host has no key.
+type keyed struct {
+	files  map[string]string // by path
+	values []string          // in the order asked
+}
+
+// parseLine reads one line of keyedScript's output after its
+// "keyed" line; false if it is not one.
+func (k *keyed) parseLine(line string) bool {
+	kind, rest, _ := strings.Cut(line, " ")
+	rest, ok := strings.CutSuffix(rest, "  -")
+	if !ok {
+		return false
+	}
+	switch kind {
+	case "k":
+		i := strings.LastIndexByte(rest, ' ')
+		if i < 0 || !isHash(rest[i+1:]) {
+			return false
+		}
+		k.files[rest[:i]] = rest[i+1:]
+	case "v":
+		if !isHash(rest) {
+			return false
+		}
+		k.values = append(k.values, rest)
+	default:
+		return false
+	}
+	return true
+}
+
+func isHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+const fingerprintHeader = "cyrplan-keyed 1"
+
+// IsFingerprint says whether cmd is Fingerprint's command, which starts
+// and stops nothing: for a host that runs no other (see package
+// populate).
+func IsFingerprint(cmd string) bool { return strings.Contains(cmd, "\necho "+fingerprintHeader+"\n") }
+
+// Fingerprint has h make the keyed hashes of the files at paths (those
+// that are regular files) and of values, making its key first if it has
+// none. It returns them by path and by label; nothing, and no error, on
+// a host that cannot run the command (no commands, not the tools, not a
+// shell that runs it):
+// it has no key, and files that hold secrets are read there.
+func Fingerprint(ctx context.Context, h transport.Host, paths []string, values []Labeled) (map[string]string, map[string]string, error) {
+	k := shell.Quote(hostpath.HashKey)
+	tmp := shell.Quote(path.Dir(hostpath.HashKey) + "/" + transport.TempPrefix + path.Base(hostpath.HashKey))
+	script := "command -v sha256sum timeout head >/dev/null 2>&1 || exit 127\n" +
+		fmt.Sprintf("echo %s\nif [ ! -e %s ] && [ ! -L %s ]; then mkdir -p %s && rm -f %s && (umask 077; set -C; head -c 32 /dev/urandom > %s) && mv -f %s %s || exit 1; fi\n",
+			fingerprintHeader, k, k, shell.Quote(path.Dir(hostpath.HashKey)), tmp, tmp, tmp, k) + keyedScript(paths, len(values)) + "echo end\n"
+	var out, errOut strings.Builder
+	err := h.Run(ctx, script, keyedInput(values), &out, &errOut)
+	var ee *transport.ExitError
+	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) && ee.Code == 127 {
+		return nil, nil, nil
+	}
+	if ee != nil {
+		return nil, nil, fmt.Errorf("%s: could not make its key %s for the hashes of the files that hold secrets (exit status %d): %.200s",
+			h.Name(), hostpath.HashKey, ee.Code, strings.TrimSpace(errOut.String()))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if lines[0] != fingerprintHeader {
+		return nil, nil, nil // not a shell that ran it
+	}
+	bad := fmt.Errorf("%s: the keyed hashes of the files that hold secrets were not made: the host said %.200q", h.Name(), out.String())
+	if len(lines) < 3 || lines[1] != "keyed" || lines[len(lines)-1] != "end" {
+		return nil, nil, bad
+	}
+	kd := &keyed{files: map[string]string{}}
+	for _, line := range lines[2 : len(lines)-1] {
+		if !kd.parseLine(line) {
+			return nil, nil, bad
+		}
+	}
+	if len(kd.values) != len(values) {
+		return nil, nil, bad
+	}
+	return kd.files, kd.byLabel(values), nil
+}
+
+// byLabel returns the fingerprints of kd's values by label, nil
+// when the host had no key.
+func (kd *keyed) byLabel(values []Labeled) map[string]string {
+	if kd == nil || len(kd.values) != len(values) {
+		return nil
+	}
+	out := make(map[string]string, len(values))
+	for i, v := range values {
+		out[v.Label] = kd.values[i]
+	}
+	return out
+}
