@@ -362,13 +362,15 @@ func (a *applier) recordPending(ctx context.Context, h transport.Host, old *stat
 	return onhost.WriteManifest(ctx, h, m)
 }
 
-// fingerprint has the host of hp make the keyed hashes of its files that
-// hold secrets, as they are now, and of the credentials apply provisions
-// there (kept for finish). A host that runs no commands has none.
+// fingerprint has the host of hp make the keyed hashes of the files
+// holding secrets of the slots in the plan's scope, as they are now (as
+// rendered: written, or found so), and of the credentials apply
+// provisions there (kept for finish). It returns them by path, "" for a
+// file it found none for; nil on a host that runs no commands.
 func (a *applier) fingerprint(ctx context.Context, h transport.Host, hp *plan.Host) (map[string]string, error) {
 	var paths []string
 	for _, f := range a.tree.Hosts[hp.Host].Files {
-		if _, ok := hp.Manifest.Files[f.Path]; ok && len(f.Secrets) > 0 {
+		if _, inScope := hp.Slots[f.Slot]; inScope && len(f.Secrets) > 0 {
 			paths = append(paths, f.Path)
 		}
 	}
@@ -384,8 +386,13 @@ func (a *applier) fingerprint(ctx context.Context, h transport.Host, hp *plan.Ho
 		return nil, nil
 	}
 	keyed, creds, err := onhost.Fingerprint(ctx, h, paths, values)
-	if err != nil {
+	if err != nil || keyed == nil {
 		return nil, err
+	}
+	for _, p := range paths {
+		if _, ok := keyed[p]; !ok {
+			keyed[p] = "" // no regular file there
+		}
 	}
 	a.mu.Lock()
 	a.creds[hp.Host] = creds
@@ -401,9 +408,14 @@ func (a *applier) manifest(hp *plan.Host, old *state.Manifest, keyed map[string]
 	m := &state.Manifest{Format: state.ManifestFormat, ApplyID: a.opts.ApplyID, PlanID: a.p.ID, Commit: a.p.Commit, Dirty: a.p.Dirty,
 		Time: a.opts.Now().UTC(), Files: map[string]state.ManifestFile{}}
 	for path, pf := range hp.Manifest.Files {
-		mf := state.ManifestFile{SHA256: pf.SHA256, Slot: pf.Slot, Kind: pf.Kind, SecretLines: pf.SecretLines, Keyed: keyed[path]}
+		mf := state.ManifestFile{SHA256: pf.SHA256, Slot: pf.Slot, Kind: pf.Kind, SecretLines: pf.SecretLines}
 		if len(mf.SecretLines) == 0 {
 			mf.SecretLines = nil
+		}
+		if k, hashed := keyed[path]; hashed {
+			mf.Keyed = k
+		} else if old != nil && old.Files[path].SHA256 == mf.SHA256 {
+			mf.Keyed = old.Files[path].Keyed // out of scope: as the host's manifest has it
 		}
 		m.Files[path] = mf
 	}

@@ -248,3 +248,28 @@ func TestLock(t *testing.T) {
 		t.Errorf("BreakLock = %+v, %v", held, err)
 	}
 }
+
+// The manifest records the keyed hashes the host made of the files in
+// the plan's scope; a file out of scope keeps the one its manifest has,
+// while it is the same file; one with no regular file gets none.
+func TestManifestKeyed(t *testing.T) {
+	const (
+		inScope  = "/etc/cyrus/slot608/imapd.conf"
+		outScope = "/etc/cyrus/slot609/imapd.conf"
+		gone     = "/etc/cyrus/slot610/imapd.conf"
+	)
+	h1, h2, k1, k2 := state.Hash([]byte("1")), state.Hash([]byte("2")), state.Hash([]byte("k1")), state.Hash([]byte("k2"))
+	hp := &plan.Host{Host: "imap6", Manifest: plan.Manifest{Files: map[string]plan.ManifestFile{
+		inScope: {SHA256: h1, Slot: "slot608", Kind: "imapd.conf"}, outScope: {SHA256: h1, Slot: "slot609", Kind: "imapd.conf"},
+		gone: {SHA256: h1, Slot: "slot610", Kind: "imapd.conf"}}}}
+	old := &state.Manifest{Files: map[string]state.ManifestFile{inScope: {SHA256: h1, Keyed: k1}, outScope: {SHA256: h1, Keyed: k1}, gone: {SHA256: h1, Keyed: k1}}}
+	a := &applier{p: &plan.Plan{}, opts: Options{Now: time.Now}}
+	m := a.manifest(hp, old, map[string]string{inScope: k2, gone: ""}, nil, nil)
+	if got := []string{m.Files[inScope].Keyed, m.Files[outScope].Keyed, m.Files[gone].Keyed}; !slices.Equal(got, []string{k2, k1, ""}) {
+		t.Errorf("keyed hashes in scope, out of scope, of no file: %q", got)
+	}
+	old.Files[outScope] = state.ManifestFile{SHA256: h2, Keyed: k1}
+	if m := a.manifest(hp, old, nil, nil, nil); m.Files[outScope].Keyed != "" {
+		t.Errorf("the keyed hash of another content was kept: %q", m.Files[outScope].Keyed)
+	}
+}
