@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,12 +110,13 @@ func wantCountAs(t *testing.T, addr string, want int) error {
 func checkKeyed(t *testing.T, w *world, host, slot string) {
 	t.Helper()
 	h := w.fleet.Host(host)
-	key, err := os.ReadFile(h.Path(hostpath.HashKey))
+	data, err := os.ReadFile(h.Path(hostpath.HashKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(h.Path(hostpath.HashKey)); err != nil || fi.Mode().Perm() != 0o600 || len(key) != 32 {
-		t.Errorf("%s: %v, %d bytes; want 0600 and 32", hostpath.HashKey, fi.Mode(), len(key))
+	key := bytes.TrimSuffix(data, []byte("\n"))
+	if fi, err := os.Stat(h.Path(hostpath.HashKey)); err != nil || fi.Mode().Perm() != 0o600 || !regexp.MustCompile(`^[0-9a-f]{64}$`).Match(key) {
+		t.Errorf("%s: mode %v, %d bytes; want 0600 and 64 hex digits", hostpath.HashKey, fi.Mode(), len(data))
 	}
 	keyed := func(parts ...string) string {
 		sum := sha256.Sum256(append(bytes.Clone(key), strings.Join(parts, "\x00")...))

@@ -23,9 +23,9 @@ const (
 	Manifest = StateDir + "/manifest.json" // what cyrplan last applied
 	Lock     = StateDir + "/lock"          // held by a running apply
 	// HashKey is the host's own key for the keyed hashes of the files
-	// and values that hold secrets: made on the host by its first apply
-	// that runs commands, readable by root alone, and never read by
-	// cyrplan.
+	// and values that hold secrets (64 hex digits): made on the host by
+	// its first apply that runs commands, readable by root alone, and
+	// never read by cyrplan.
 	HashKey = StateDir + "/hash.key"
 )
 

@@ -16,8 +16,9 @@ import (
 
 // Keyed hashes. What holds a secret (a file written with one, the
 // password provisioned in a sasldb) is recognised by a hash that the
-// host makes with a key of its own, hostpath.HashKey, which only root
-// there can read and cyrplan never reads:
+// host makes with a key of its own, hostpath.HashKey (64 hex digits of
+// 32 random bytes), which only root there can read and cyrplan never
+// reads:
 //
 //	file:  SHA-256(key || "file\0" || content)
 //	value: SHA-256(key || "value\0" || label || "\0" || value)
@@ -30,44 +31,62 @@ import (
 // read, as before.
 
 // Labeled is a value for a host to fingerprint, under a label that says
-// what it is (see state.CredentialsLabel).
+// what it is (see state.CredentialsLabel). Neither holds a line break.
 type Labeled struct{ Label, Value string }
 
 // keyedScript is the shell that makes the keyed hashes of the regular
-// files at paths ("k PATH HASH  -" lines) and of the n values that
-// keyedInput wrote to its standard input ("v HASH  -" lines, in order),
-// after a "keyed" line; "keyed none" if the host has no key. A value is
-// read with head -c, which reads no further than the count it is given,
-// and is never in the command's arguments.
-func keyedScript(paths []string, n int) string {
+// files at paths ("k PATH HASH  -" lines) and of the values that
+// keyedInput wrote to its standard input, one for each of labels ("v
+// HASH  -" lines, in order), after a "keyed" line; "keyed none" if the
+// host has no key. The key and the values are read and printed by the
+// shell itself (read and printf are built in): no value is ever in a
+// command's arguments, and a value costs one sha256sum.
+func keyedScript(paths, labels []string) string {
 	var b strings.Builder
 	k := shell.Quote(hostpath.HashKey)
-	fmt.Fprintf(&b, "if [ -f %s ] && [ ! -L %s ]; then echo keyed\n", k, k)
+	fmt.Fprintf(&b, "key=; if [ -f %s ] && [ ! -L %s ]; then IFS= read -r key < %s || :; fi\n", k, k, k)
+	b.WriteString("case $key in *[!0-9a-f]*) key= ;; esac\nif [ ${#key} -eq 64 ]; then echo keyed\n")
 	if len(paths) > 0 {
 		b.WriteString("for p in")
 		for _, p := range paths {
 			b.WriteString(" " + shell.Quote(p))
 		}
-		fmt.Fprintf(&b, "; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'k %%s ' \"$p\"; { cat -- %s; printf 'file\\000'; timeout 60 cat -- \"$p\"; } | sha256sum; fi; done\n", k)
+		b.WriteString("; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'k %s ' \"$p\"; { printf %s \"$key\"; printf 'file\\000'; timeout 60 cat -- \"$p\"; } | sha256sum; fi; done\n")
 	}
-	if n > 0 {
-		fmt.Fprintf(&b, "n=%d; while [ \"$n\" -gt 0 ]; do IFS= read -r len; printf 'v '; { cat -- %s; printf 'value\\000'; head -c \"$len\"; } | sha256sum; n=$((n-1)); done\n", n, k)
+	if len(labels) > 0 {
+		b.WriteString("for l in")
+		for _, l := range labels {
+			b.WriteString(" " + shell.Quote(l))
+		}
+		b.WriteString("; do IFS= read -r v; printf 'v '; { printf %s \"$key\"; printf 'value\\000'; printf %s \"$l\"; printf '\\000'; printf %s \"$v\"; } | sha256sum; done\n")
 	}
 	b.WriteString("else echo keyed none; fi\n")
 	return b.String()
 }
 
-// keyedInput is the standard input of keyedScript for values: each is
-// its length, a line, and label NUL value.
-func keyedInput(values []Labeled) io.Reader {
+// labels are the labels of values.
+func labels(values []Labeled) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = v.Label
+	}
+	return out
+}
+
+// keyedInput is the standard input of keyedScript for values: each on a
+// line of its own.
+func keyedInput(values []Labeled) (io.Reader, error) {
 	if len(values) == 0 {
-		return nil
+		return nil, nil
 	}
 	var b bytes.Buffer
 	for _, v := range values {
-		fmt.Fprintf(&b, "%d\n%s\x00%s", len(v.Label)+1+len(v.Value), v.Label, v.Value)
+		if strings.ContainsAny(v.Label+v.Value, "\n\r") {
+			return nil, fmt.Errorf("the value labelled %.40q holds a line break: it cannot be fingerprinted", v.Label)
+		}
+		b.WriteString(v.Value + "\n")
 	}
-	return &b
+	return &b, nil
 }
 
 // keyed is what keyedScript said: nil if the host has no key.
@@ -130,11 +149,15 @@ func IsFingerprint(cmd string) bool { return strings.Contains(cmd, "\necho "+fin
 func Fingerprint(ctx context.Context, h transport.Host, paths []string, values []Labeled) (map[string]string, map[string]string, error) {
 	k := shell.Quote(hostpath.HashKey)
 	tmp := shell.Quote(path.Dir(hostpath.HashKey) + "/" + transport.TempPrefix + path.Base(hostpath.HashKey))
-	script := "command -v sha256sum timeout head >/dev/null 2>&1 || exit 127\n" +
-		fmt.Sprintf("echo %s\nif [ ! -e %s ] && [ ! -L %s ]; then mkdir -p %s && rm -f %s && (umask 077; set -C; head -c 32 /dev/urandom > %s) && mv -f %s %s || exit 1; fi\n",
-			fingerprintHeader, k, k, shell.Quote(path.Dir(hostpath.HashKey)), tmp, tmp, tmp, k) + keyedScript(paths, len(values)) + "echo end\n"
+	script := "command -v sha256sum timeout od tr >/dev/null 2>&1 || exit 127\n" +
+		fmt.Sprintf("echo %s\nif [ ! -e %s ] && [ ! -L %s ]; then mkdir -p %s && rm -f %s && (umask 077; set -C; { od -An -tx1 -N32 /dev/urandom | tr -d ' \\n'; echo; } > %s) && mv -f %s %s || exit 1; fi\n",
+			fingerprintHeader, k, k, shell.Quote(path.Dir(hostpath.HashKey)), tmp, tmp, tmp, k) + keyedScript(paths, labels(values)) + "echo end\n"
+	stdin, err := keyedInput(values)
+	if err != nil {
+		return nil, nil, err
+	}
 	var out, errOut strings.Builder
-	err := h.Run(ctx, script, keyedInput(values), &out, &errOut)
+	err = h.Run(ctx, script, stdin, &out, &errOut)
 	var ee *transport.ExitError
 	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) && ee.Code == 127 {
 		return nil, nil, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/state"
 )
+
+var hexKeyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // keyedHash is the keyed hash as the package comment defines it, made
 // here with the key the test reads from the host.
@@ -59,12 +62,13 @@ func TestKeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := filepath.Join(sh.state, "hash.key")
-	key, err := os.ReadFile(keyFile)
+	data, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, _ := os.Stat(keyFile); len(key) != 32 || fi.Mode().Perm() != 0o600 {
-		t.Errorf("key: %d bytes, mode %v; want 32, 0600", len(key), fi.Mode())
+	key := bytes.TrimSuffix(data, []byte("\n"))
+	if fi, _ := os.Stat(keyFile); !hexKeyRE.Match(key) || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key: %q, mode %v; want 64 hex digits, 0600", key, fi.Mode())
 	}
 	wantFile := keyedHash(key, "file", content)
 	wantValue := keyedHash(key, "value", creds[0].Label, creds[0].Value)
@@ -77,7 +81,7 @@ func TestKeyed(t *testing.T) {
 	if _, again, err := Fingerprint(ctx, sh, nil, creds); err != nil || again[creds[0].Label] != wantValue {
 		t.Errorf("a second time (the same key): %v, %v", again, err)
 	}
-	if key2, _ := os.ReadFile(keyFile); !bytes.Equal(key, key2) {
+	if again, _ := os.ReadFile(keyFile); !bytes.Equal(data, again) {
 		t.Error("the key was made again")
 	}
 
@@ -118,5 +122,15 @@ func TestKeyed(t *testing.T) {
 		if strings.Contains(c, "hunter") || strings.Contains(c, "pa ss") {
 			t.Errorf("a secret in a command: %s", c)
 		}
+	}
+	// A key that is not one (here, cut short) is none.
+	if err := os.WriteFile(keyFile, key[:63], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := Observe(ctx, sh, want, nil, nil, creds); err != nil || o.Fingerprints != nil {
+		t.Errorf("a broken key: fingerprints %v, %v", o.Fingerprints, err)
+	}
+	if _, _, err := Fingerprint(ctx, sh, nil, []Labeled{{Label: "x", Value: "a\nb"}}); err == nil {
+		t.Error("a value with a line break was fingerprinted")
 	}
 }

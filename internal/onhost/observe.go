@@ -101,8 +101,8 @@ const observeHeader = "cyrplan-observe 1"
 // lines), which must agree with the first for a hash to count. test is
 // the shell's own; timeout keeps a file swapped for a FIFO from hanging
 // the command. Last come the keyed hashes of the files at keyedPaths and
-// of n values on the standard input (keyedScript).
-func observeScript(paths, prefixes, keyedPaths []string, n int) string {
+// of the values labelled labels on the standard input (keyedScript).
+func observeScript(paths, prefixes, keyedPaths, labels []string) string {
 	var b strings.Builder
 	b.WriteString("command -v stat sha256sum timeout base64 >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
 	b.WriteString("echo " + observeHeader + "\nset --")
@@ -124,7 +124,7 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 	m := shell.Quote(hostpath.Manifest)
 	fmt.Fprintf(&b, "if [ ! -e %s ] && [ ! -L %s ]; then echo m none; elif [ -f %s ] && [ ! -L %s ]; then printf 'm '; base64 -w0 -- %s; echo; else echo m other; fi\n",
 		m, m, m, m, m)
-	b.WriteString(keyedScript(keyedPaths, n))
+	b.WriteString(keyedScript(keyedPaths, labels))
 	b.WriteString("echo end\n")
 	return b.String()
 }
@@ -135,8 +135,12 @@ var errNoObserve = errors.New("the host cannot run the observe command")
 
 // observeAll runs the observe command on h.
 func observeAll(ctx context.Context, h transport.Host, paths, prefixes, keyedPaths []string, values []Labeled) (*observed, error) {
+	stdin, err := keyedInput(values)
+	if err != nil {
+		return nil, err
+	}
 	var out strings.Builder
-	err := h.Run(ctx, observeScript(paths, prefixes, keyedPaths, len(values)), keyedInput(values), &out, nil)
+	err = h.Run(ctx, observeScript(paths, prefixes, keyedPaths, labels(values)), stdin, &out, nil)
 	var ee *transport.ExitError
 	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) {
 		return nil, errNoObserve
