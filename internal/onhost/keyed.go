@@ -11,6 +11,7 @@ import (
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/shell"
+	"github.com/cyrplan/cyrplan/internal/state"
 	"github.com/cyrplan/cyrplan/internal/transport"
 )
 
@@ -106,29 +107,17 @@ func (k *keyed) parseLine(line string) bool {
 	switch kind {
 	case "k":
 		i := strings.LastIndexByte(rest, ' ')
-		if i < 0 || !isHash(rest[i+1:]) {
+		if i < 0 || !state.IsHash(rest[i+1:]) {
 			return false
 		}
 		k.files[rest[:i]] = rest[i+1:]
 	case "v":
-		if !isHash(rest) {
+		if !state.IsHash(rest) {
 			return false
 		}
 		k.values = append(k.values, rest)
 	default:
 		return false
-	}
-	return true
-}
-
-func isHash(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
 	}
 	return true
 }

@@ -21,6 +21,10 @@ var (
 	hashRE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
+// IsHash reports whether s is a SHA-256 as cyrplan writes them: 64
+// lower-case hex digits.
+func IsHash(s string) bool { return hashRE.MatchString(s) }
+
 // ValidID reports whether id is an apply or plan id as cyrplan makes
 // them (and so safe in a path or a message).
 func ValidID(id string) bool { return applyIDRE.MatchString(id) }
