@@ -13,7 +13,8 @@
 #   3. floors: each figure next to its physical floor, measured in the
 #      same run, with the ratio: a no-change plan of 32 real sshd hosts
 #      x 8 slots (CYRPLAN_BENCH_SSH_HOSTS=32,64,88: of each size) against
-#      one hash command per host (BenchmarkSSH/floor), and layout.Load of
+#      one hash command per host, the two one after the other in every
+#      iteration (BenchmarkSSH/plan-vs-floor), and layout.Load of
 #      10,000 slots against load + unify + validate alone
 #      (BenchmarkFloor), and a first apply --root of 10,000 slots against
 #      making the same directories and files with plain os calls
@@ -44,13 +45,16 @@ if [ "$what" = floors ] || [ "$what" = all ]; then
 	echo "== floors (BENCHTIME $benchtime; ratio = figure / floor, same run)"
 	{
 		CYRPLAN_BENCH_SSH_HOSTS=${CYRPLAN_BENCH_SSH_HOSTS:-32} \
-			go test -run '^$' -bench 'SSH/[0-9]+hosts/(floor|plan)$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
+			go test -run '^$' -bench 'SSH/[0-9]+hosts/plan-vs-floor$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 		go test -run '^$' -bench '^Benchmark(Load|Floor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
 		go test -run '^$' -bench 'Local/10000slots/apply-first(-floor)?$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 	} | tee /dev/stderr | awk '
 		/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3 }
+		/^BenchmarkSSH\/[0-9]+hosts\/plan-vs-floor/ {
+			for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
+			printf "ratio %s: %.2fx (plan %.3f s / floor %.3f s, in turn)\n", name, m["x-floor"], m["plan-s/op"], m["floor-s/op"]
+		}
 		END {
-			for (f in ns) if (f ~ /^BenchmarkSSH\/[0-9]+hosts\/plan$/) { fl = f; sub(/plan$/, "floor", fl); pairs[f] = fl }
 			pairs["BenchmarkLoad/10000slots"] = "BenchmarkFloor/10000slots"
 			pairs["BenchmarkLocal/10000slots/apply-first"] = "BenchmarkLocal/10000slots/apply-first-floor"
 			for (f in pairs) if ((f in ns) && (pairs[f] in ns))

@@ -69,7 +69,7 @@ func (f *fleet) plan() *plan.Plan {
 	f.t.Helper()
 	obs := map[string]*state.Host{}
 	for hn, h := range f.hosts {
-		o, err := onhost.Observe(context.Background(), h, f.tree.Hosts[hn], f.l.PrefixesOn(hn), nil, nil)
+		o, err := onhost.Observe(context.Background(), h, f.tree.Hosts[hn], f.l.Prefixes()[hn], nil, nil)
 		if err != nil {
 			f.t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -164,9 +165,11 @@ func writeTree(root string, tree *render.Tree) error {
 // BenchmarkSSH plans fleets of 8, 16 and 32 simulated hosts (package
 // testhosts: network namespaces, a real OpenSSH sshd each) with 8 slots
 // each, all hosts holding the applied layout: "plan" is a no-change plan
-// (connect, read every managed file, directory, role and manifest over
-// SFTP, check the builds, compare), "apply-noop" the apply of it (the
-// same plus taking and releasing every host's lock).
+// (connect, observe every managed file, directory, role, build and the
+// manifest with one command per host, compare), "floor" its physical
+// floor (floorOf), "plan-vs-floor" the two in turn, with their ratio,
+// and "apply-noop" the apply of the plan (the same plus taking and
+// releasing every host's lock).
 //
 // The hosts are filled first, untimed, by package populate: cyrplan's
 // own plan and apply code over SSH, except that no command runs, so no
@@ -212,15 +215,44 @@ func BenchmarkSSH(b *testing.B) {
 				b.Fatalf("populate did not write slot101's imapd.conf with the secret: %v", err)
 			}
 			common := []string{"--layout", dir, "--known-hosts", fl.KnownHosts, "--identity", fl.Identity, "--parallelism", fmt.Sprint(hosts)}
-			b.Run("floor", func(b *testing.B) { benchFloor(b, fl, dir, names) })
-			b.Run("plan", func(b *testing.B) {
+			floor := floorOf(b, fl, dir, names)
+			plan := func(b *testing.B) {
+				out := runCLI(b, 0, append([]string{"plan", "--detailed-exitcode"}, common...)...)
+				if !strings.Contains(out, "No changes") {
+					b.Fatalf("plan: %s", out)
+				}
+			}
+			b.Run("floor", func(b *testing.B) {
 				for b.Loop() {
-					out := runCLI(b, 0, append([]string{"plan", "--detailed-exitcode"}, common...)...)
-					if !strings.Contains(out, "No changes") {
-						b.Fatalf("plan: %s", out)
+					if err := floor(); err != nil {
+						b.Fatal(err)
 					}
 				}
 				b.ReportMetric(float64(hosts*8), "slots")
+			})
+			b.Run("plan", func(b *testing.B) {
+				for b.Loop() {
+					plan(b)
+				}
+				b.ReportMetric(float64(hosts*8), "slots")
+			})
+			// The plan against its floor, one after the other in every
+			// iteration: the ratio of the two sums, each measured under
+			// the same load.
+			b.Run("plan-vs-floor", func(b *testing.B) {
+				var inFloor, inPlan time.Duration
+				for b.Loop() {
+					t0 := time.Now()
+					if err := floor(); err != nil {
+						b.Fatal(err)
+					}
+					t1 := time.Now()
+					plan(b)
+					inFloor, inPlan = inFloor+t1.Sub(t0), inPlan+time.Since(t1)
+				}
+				b.ReportMetric(inFloor.Seconds()/float64(b.N), "floor-s/op")
+				b.ReportMetric(inPlan.Seconds()/float64(b.N), "plan-s/op")
+				b.ReportMetric(float64(inPlan)/float64(inFloor), "x-floor")
 			})
 			b.Run("apply-noop", func(b *testing.B) {
 				for b.Loop() {
@@ -254,11 +286,12 @@ func benchSSHHosts(b *testing.B) []int {
 	return sizes
 }
 
-// benchFloor is the physical floor of a no-change plan: from one
-// process, connect to every host at once (x/crypto/ssh, the same key and
-// known_hosts), run one command that hashes every managed path of the
+// floorOf is the physical floor of a no-change plan: from one process,
+// connect to every host at once (x/crypto/ssh, the same key and
+// known_hosts), run one command that hashes every managed file of the
 // host, and read its answer. Nothing is parsed, compared or rendered.
-func benchFloor(b *testing.B, fl *testhosts.Fleet, dir string, names []string) {
+// It returns one such round over the fleet.
+func floorOf(b *testing.B, fl *testhosts.Fleet, dir string, names []string) func() error {
 	l, err := layout.Load(dir)
 	if err != nil {
 		b.Fatal(err)
@@ -286,7 +319,7 @@ func benchFloor(b *testing.B, fl *testhosts.Fleet, dir string, names []string) {
 		cmds[n] = c.String()
 	}
 	cfg := &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: known}
-	for b.Loop() {
+	return func() error {
 		var wg sync.WaitGroup
 		errs := make([]error, len(names))
 		for i, n := range names {
@@ -311,9 +344,6 @@ func benchFloor(b *testing.B, fl *testhosts.Fleet, dir string, names []string) {
 			})
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			b.Fatal(err)
-		}
+		return errors.Join(errs...)
 	}
-	b.ReportMetric(float64(len(names)*8), "slots")
 }

@@ -352,14 +352,15 @@ func (ld *Loaded) secretNames() []string {
 // moved to Errs. With values, each fingerprints the replication
 // credentials, which the plan compares with those its manifest records.
 func (ld *Loaded) observe(ctx context.Context, c Config, hs *Hosts, values secret.Values) map[string]*state.Host {
-	var labeled []onhost.Labeled
+	var cred *onhost.Labeled
 	if r := ld.Layout.Replication; values[r.Password] != "" {
-		labeled = []onhost.Labeled{{Label: state.CredentialsLabel(r.Authname), Value: values[r.Password]}}
+		cred = &onhost.Labeled{Label: state.CredentialsLabel(r.Authname), Value: values[r.Password]}
 	}
+	prefixes := ld.Layout.Prefixes()
 	out := map[string]*state.Host{}
 	var mu sync.Mutex
 	hs.each(c.parallelism(), func(n string, h transport.Host) error {
-		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], ld.Layout.PrefixesOn(n), values, labeled)
+		o, err := onhost.Observe(ctx, h, ld.Tree.Hosts[n], prefixes[n], values, cred)
 		if err == nil {
 			mu.Lock()
 			out[n] = o

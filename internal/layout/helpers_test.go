@@ -287,3 +287,24 @@ func TestNames(t *testing.T) {
 		})
 	}
 }
+
+// Prefixes gives each host the prefixes of the builds its slots run,
+// sorted, each once; a host without slots has none.
+func TestPrefixes(t *testing.T) {
+	l := &Layout{
+		Builds:       map[string]*Build{"old": {Prefix: "/usr/lib/cyrus"}, "new": {Prefix: "/usr/cyrusnew"}},
+		DefaultBuild: "old",
+		Hosts:        map[string]*Host{"a": {Name: "a"}, "b": {Name: "b"}, "c": {Name: "c"}},
+		Slots: map[string]*Slot{
+			"s1": {Name: "s1", Host: "a", Store: "pinned"},
+			"s2": {Name: "s2", Host: "a"},
+			"s3": {Name: "s3", Host: "a", Store: "plain"},
+			"s4": {Name: "s4", Host: "b", Store: "plain"},
+		},
+		Stores: map[string]*Store{"pinned": {Build: "new"}, "plain": {Build: "old"}},
+	}
+	want := map[string][]string{"a": {"/usr/cyrusnew", "/usr/lib/cyrus"}, "b": {"/usr/lib/cyrus"}}
+	if got := l.Prefixes(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Prefixes: %q, want %q", got, want)
+	}
+}

@@ -185,15 +185,18 @@ func (l *Layout) SlotsOn(host string) []string {
 	return names
 }
 
-// PrefixesOn returns the build prefixes the slots of host run from,
-// sorted, each once.
-func (l *Layout) PrefixesOn(host string) []string {
-	var out []string
-	for _, s := range l.SlotsOn(host) {
-		out = append(out, l.BuildOf(s).Prefix)
+// Prefixes returns, by host, the build prefixes its slots run from,
+// sorted, each once: one pass over the slots for every host.
+func (l *Layout) Prefixes() map[string][]string {
+	out := map[string][]string{}
+	for n, s := range l.Slots {
+		out[s.Host] = append(out[s.Host], l.BuildOf(n).Prefix)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	for h, p := range out {
+		slices.Sort(p)
+		out[h] = slices.Compact(p)
+	}
+	return out
 }
 
 // BuildOf returns the build a slot runs: its store's, or the default.

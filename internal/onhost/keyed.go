@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/shell"
@@ -35,34 +36,64 @@ import (
 // what it is (see state.CredentialsLabel). Neither holds a line break.
 type Labeled struct{ Label, Value string }
 
-// keyedScript is the shell that makes the keyed hashes of the regular
-// files at paths ("k PATH HASH  -" lines) and of the values that
-// keyedInput wrote to its standard input, one for each of labels ("v
-// HASH  -" lines, in order), after a "keyed" line; "keyed none" if the
-// host has no key. The key and the values are read and printed by the
-// shell itself (read and printf are built in): no value is ever in a
-// command's arguments, and a value costs one sha256sum.
+// keyScript is the shell that reads the host's key into $key, which is
+// empty unless the key is one (64 hex digits). The shell reads it
+// itself (read is built in): the key is never in a command's arguments.
+func keyScript() string {
+	k := shell.Quote(hostpath.HashKey)
+	return fmt.Sprintf("key=; if [ -f %s ] && [ ! -L %s ]; then IFS= read -r key < %s || :; fi\n", k, k, k) +
+		"case $key in *[!0-9a-f]*) key= ;; esac\n[ ${#key} -eq 64 ] || key=\n"
+}
+
+// valueInput is the shell that writes what the keyed hash of the value
+// $v labelled by the shell word label is made of, printed by the shell
+// itself (printf is built in): no value is in a command's arguments.
+func valueInput(label string) string {
+	return `{ printf %s "$key"; printf 'value\000'; printf %s ` + label + `; printf '\000'; printf %s "$v"; }`
+}
+
+// keyedScript is the shell that, after keyScript, makes the keyed hashes
+// of the regular files at paths ("k PATH HASH  -" lines) and of the
+// values that keyedInput wrote to its standard input, one for each of
+// labels ("v HASH  -" lines, in order), after a "keyed" line; "keyed
+// none" if the host has no key. A value costs one sha256sum.
 func keyedScript(paths, labels []string) string {
 	var b strings.Builder
-	k := shell.Quote(hostpath.HashKey)
-	fmt.Fprintf(&b, "key=; if [ -f %s ] && [ ! -L %s ]; then IFS= read -r key < %s || :; fi\n", k, k, k)
-	b.WriteString("case $key in *[!0-9a-f]*) key= ;; esac\nif [ ${#key} -eq 64 ]; then echo keyed\n")
+	b.WriteString("if [ -n \"$key\" ]; then echo keyed\n")
 	if len(paths) > 0 {
 		b.WriteString("for p in")
 		for _, p := range paths {
 			b.WriteString(" " + shell.Quote(p))
 		}
-		b.WriteString("; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'k %s ' \"$p\"; { printf %s \"$key\"; printf 'file\\000'; timeout 60 cat -- \"$p\"; } | sha256sum; fi; done\n")
+		b.WriteString("; do if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then printf 'k %s ' \"$p\"; { printf %s \"$key\"; printf 'file\\000'; cat -- \"$p\"; } | sha256sum; fi; done\n")
 	}
 	if len(labels) > 0 {
 		b.WriteString("for l in")
 		for _, l := range labels {
 			b.WriteString(" " + shell.Quote(l))
 		}
-		b.WriteString("; do IFS= read -r v; printf 'v '; { printf %s \"$key\"; printf 'value\\000'; printf %s \"$l\"; printf '\\000'; printf %s \"$v\"; } | sha256sum; done\n")
+		b.WriteString("; do IFS= read -r v; printf 'v '; " + valueInput(`"$l"`) + " | sha256sum; done\n")
 	}
 	b.WriteString("else echo keyed none; fi\n")
 	return b.String()
+}
+
+// readTimeout bounds the commands that hash files (the observe command,
+// Fingerprint's): they take well under a second, but a file swapped for
+// a FIFO between the shell's test and its hash would keep one waiting
+// for ever.
+var readTimeout = time.Minute
+
+// runHashing runs script on h, bounded by readTimeout; what names the
+// command in the error that says it took longer.
+func runHashing(ctx context.Context, h transport.Host, what, script string, stdin io.Reader, stdout, stderr io.Writer) error {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	err := h.Run(rctx, script, stdin, stdout, stderr)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return fmt.Errorf("%s: %s did not finish within %v (a file it reads may have been swapped for a FIFO): its connection was left", h.Name(), what, readTimeout)
+	}
+	return err
 }
 
 // labels are the labels of values.
@@ -138,15 +169,15 @@ func IsFingerprint(cmd string) bool { return strings.Contains(cmd, "\necho "+fin
 func Fingerprint(ctx context.Context, h transport.Host, paths []string, values []Labeled) (map[string]string, map[string]string, error) {
 	k := shell.Quote(hostpath.HashKey)
 	tmp := shell.Quote(path.Dir(hostpath.HashKey) + "/" + transport.TempPrefix + path.Base(hostpath.HashKey))
-	script := "command -v sha256sum timeout od tr >/dev/null 2>&1 || exit 127\n" +
+	script := "command -v sha256sum od tr >/dev/null 2>&1 || exit 127\n" +
 		fmt.Sprintf("echo %s\nif [ ! -e %s ] && [ ! -L %s ]; then mkdir -p %s && rm -f %s && (umask 077; set -C; { od -An -tx1 -N32 /dev/urandom | tr -d ' \\n'; echo; } > %s) && mv -f %s %s || exit 1; fi\n",
-			fingerprintHeader, k, k, shell.Quote(path.Dir(hostpath.HashKey)), tmp, tmp, tmp, k) + keyedScript(paths, labels(values)) + "echo end\n"
+			fingerprintHeader, k, k, shell.Quote(path.Dir(hostpath.HashKey)), tmp, tmp, tmp, k) + keyScript() + keyedScript(paths, labels(values)) + "echo end\n"
 	stdin, err := keyedInput(values)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out, errOut strings.Builder
-	err = h.Run(ctx, script, stdin, &out, &errOut)
+	err = runHashing(ctx, h, "the keyed hash command", script, stdin, &out, &errOut)
 	var ee *transport.ExitError
 	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) && ee.Code == 127 {
 		return nil, nil, nil

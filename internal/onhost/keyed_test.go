@@ -46,7 +46,7 @@ func TestKeyed(t *testing.T) {
 	creds := []Labeled{{Label: state.CredentialsLabel("repl"), Value: "pa ss\\word$(id)"}}
 
 	// No key yet: no keyed hashes, no fingerprints, and the file is read.
-	o, err := Observe(ctx, sh, want, nil, nil, creds)
+	o, err := Observe(ctx, sh, want, nil, nil, &creds[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestKeyed(t *testing.T) {
 
 	// With the key, the observe command makes the same hashes.
 	sh.reads = nil
-	o, err = Observe(ctx, sh, want, nil, nil, creds)
+	o, err = Observe(ctx, sh, want, nil, nil, &creds[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestKeyed(t *testing.T) {
 	if err := os.WriteFile(keyFile, key[:63], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if o, err := Observe(ctx, sh, want, nil, nil, creds); err != nil || o.Fingerprints != nil {
+	if o, err := Observe(ctx, sh, want, nil, nil, &creds[0]); err != nil || o.Fingerprints != nil {
 		t.Errorf("a broken key: fingerprints %v, %v", o.Fingerprints, err)
 	}
 	if _, _, err := Fingerprint(ctx, sh, nil, []Labeled{{Label: "x", Value: "a\nb"}}); err == nil {

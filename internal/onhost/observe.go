@@ -32,7 +32,7 @@ type statLine struct {
 	exists bool
 	raw    uint32 // st_mode
 	size   int64
-	sha256 string // "" unless a regular file, hashed without it changing meanwhile
+	sha256 string // "" unless a regular file that was hashed
 }
 
 // mode is the fs.FileMode of a st_mode, with what Kind and Perm use.
@@ -95,25 +95,37 @@ func (ob *observed) path(p string) (statLine, bool) {
 const observeHeader = "cyrplan-observe 1"
 
 // observeScript is the command, a handful of processes whatever the
-// number of paths: one stat of every path (stat -c without -L
-// describes a link itself: "o" lines; a missing path has none), one
-// sha256sum of the regular files, and a second stat of those ("p"
-// lines), which must agree with the first for a hash to count. test is
-// the shell's own; timeout keeps a file swapped for a FIFO from hanging
-// the command. Last come the keyed hashes of the files at keyedPaths and
-// of the values labelled labels on the standard input (keyedScript).
-func observeScript(paths, prefixes, keyedPaths, labels []string) string {
+// number of paths: one sha256sum of the paths the shell's own test finds
+// regular files (not links), then one stat of every path (stat without
+// -L describes a link itself; a missing path has none). A hash counts
+// for a file the stat finds a regular file: what the plan shows is what
+// stood there once the hashes were made, and a file changed after that
+// is the next plan's. With cred, the same sha256sum makes the keyed hash
+// of the value on the standard input (keyedInput), labelled cred, as
+// its last line ("HASH  -"), when the host has a key. Last come the
+// keyed hashes of the files at keyedPaths (keyedScript). A file swapped
+// for a FIFO under the command would keep it waiting: runHashing bounds
+// it.
+func observeScript(paths, prefixes, keyedPaths []string, cred *Labeled) string {
 	var b strings.Builder
-	b.WriteString("command -v stat sha256sum timeout base64 >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
+	b.WriteString("command -v stat sha256sum base64 >/dev/null 2>&1 || { echo cyrplan-observe notools; exit 0; }\n")
 	b.WriteString("echo " + observeHeader + "\nset --")
 	for _, p := range paths {
 		b.WriteString(" " + shell.Quote(p))
 	}
-	b.WriteString(`
-stat --printf 'o %f %s %i %n\n' -- "$@" 2>/dev/null
-for p in "$@"; do shift; if [ -f "$p" ] && [ ! -L "$p" ]; then set -- "$@" "$p"; fi; done
-echo hashes
-if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat --printf 'p %f %s %i %n\n' -- "$@" 2>/dev/null; else echo again; fi
+	b.WriteString("\n" + keyScript())
+	b.WriteString("echo hashes\n")
+	// The regular files are hashed by a function, whose arguments are
+	// them alone; the stat after it sees every path again.
+	b.WriteString(`hashfiles() { for p in "$@"; do shift; if [ -f "$p" ] && [ ! -L "$p" ]; then set -- "$@" "$p"; fi; done
+`)
+	if cred != nil {
+		b.WriteString(`if [ -n "$key" ]; then IFS= read -r v; ` + valueInput(shell.Quote(cred.Label)) + ` | sha256sum -- "$@" - 2>/dev/null; el`)
+	}
+	b.WriteString(`if [ $# -gt 0 ]; then sha256sum -- "$@" 2>/dev/null; fi; }
+hashfiles "$@"
+echo stat
+stat --printf 'o %f %s %n\n' -- "$@" 2>/dev/null
 `)
 	for _, p := range prefixes {
 		q := shell.Quote(p)
@@ -124,7 +136,7 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 	m := shell.Quote(hostpath.Manifest)
 	fmt.Fprintf(&b, "if [ ! -e %s ] && [ ! -L %s ]; then echo m none; elif [ -f %s ] && [ ! -L %s ]; then printf 'm '; base64 -w0 -- %s; echo; else echo m other; fi\n",
 		m, m, m, m, m)
-	b.WriteString(keyedScript(keyedPaths, labels))
+	b.WriteString(keyedScript(keyedPaths, nil))
 	b.WriteString("echo end\n")
 	return b.String()
 }
@@ -133,14 +145,19 @@ if [ $# -gt 0 ]; then timeout 60 sha256sum -- "$@" 2>/dev/null; echo again; stat
 // observed over SFTP.
 var errNoObserve = errors.New("the host cannot run the observe command")
 
-// observeAll runs the observe command on h.
-func observeAll(ctx context.Context, h transport.Host, paths, prefixes, keyedPaths []string, values []Labeled) (*observed, error) {
+// observeAll runs the observe command on h; cred, if not nil, is the
+// value it fingerprints.
+func observeAll(ctx context.Context, h transport.Host, paths, prefixes, keyedPaths []string, cred *Labeled) (*observed, error) {
+	var values []Labeled
+	if cred != nil {
+		values = []Labeled{*cred}
+	}
 	stdin, err := keyedInput(values)
 	if err != nil {
 		return nil, err
 	}
 	var out strings.Builder
-	err = h.Run(ctx, observeScript(paths, prefixes, keyedPaths, labels(values)), stdin, &out, nil)
+	err = runHashing(ctx, h, "the observe command", observeScript(paths, prefixes, keyedPaths, cred), stdin, &out, nil)
 	var ee *transport.ExitError
 	if errors.Is(err, transport.ErrNoExec) || errors.As(err, &ee) {
 		return nil, errNoObserve
@@ -148,35 +165,31 @@ func observeAll(ctx context.Context, h transport.Host, paths, prefixes, keyedPat
 	if err != nil {
 		return nil, err
 	}
-	return parseObserved(out.String(), paths, prefixes, len(values))
+	return parseObserved(out.String(), paths, prefixes, cred != nil)
 }
 
 // parseObserved reads the command's output; anything but a complete
-// answer (every build, the keyed hashes of the n values and the end) is
-// errNoObserve.
-func parseObserved(out string, paths, prefixes []string, n int) (*observed, error) {
+// answer (every build, the keyed hash of the value when withValue and
+// the host has a key, and the end) is errNoObserve.
+func parseObserved(out string, paths, prefixes []string, withValue bool) (*observed, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, transport.MaxReadSize/3*4+64)
 	if !sc.Scan() || sc.Text() != observeHeader {
 		return nil, errNoObserve
 	}
-	type stat struct {
-		raw   uint32
-		size  int64
-		inode string
-	}
-	first, again := map[string]stat{}, map[string]stat{}
+	stats := map[string]statLine{}
 	hashes := map[string]string{}
+	var valueHashes []string // "-": the value's keyed hash
 	ob := &observed{paths: map[string]statLine{}, builds: map[string]state.Build{}}
-	section, ended, manifestSeen, keyedSeen := "o", false, false, false
+	section, ended, manifestSeen, keyedSeen := "", false, false, false
 	for sc.Scan() && !ended {
 		line := sc.Text()
 		switch {
 		case line == "end":
 			ended = true
-		case line == "hashes" && section == "o", line == "again" && section == "hashes":
+		case line == "hashes" && section == "", line == "stat" && section == "hashes":
 			section = line
-		case (line == "keyed" || line == "keyed none") && section == "again":
+		case (line == "keyed" || line == "keyed none") && section == "stat":
 			section, keyedSeen = "keyed", true
 			if line == "keyed" {
 				ob.keyed = &keyed{files: map[string]string{}}
@@ -190,10 +203,14 @@ func parseObserved(out string, paths, prefixes []string, n int) (*observed, erro
 			if !ok || len(sum) != 64 {
 				return nil, errNoObserve
 			}
-			hashes[path] = sum
-		case section == "o" && strings.HasPrefix(line, "o "), section == "again" && strings.HasPrefix(line, "p "):
-			f := strings.SplitN(line, " ", 5)
-			if len(f) != 5 {
+			if path == "-" {
+				valueHashes = append(valueHashes, sum)
+			} else {
+				hashes[path] = sum
+			}
+		case section == "stat" && strings.HasPrefix(line, "o "):
+			f := strings.SplitN(line, " ", 4)
+			if len(f) != 4 {
 				return nil, errNoObserve
 			}
 			raw, err1 := strconv.ParseUint(f[1], 16, 32)
@@ -201,12 +218,8 @@ func parseObserved(out string, paths, prefixes []string, n int) (*observed, erro
 			if err1 != nil || err2 != nil {
 				return nil, errNoObserve
 			}
-			into := first
-			if section == "again" {
-				into = again
-			}
-			into[f[4]] = stat{uint32(raw), size, f[3]}
-		case strings.HasPrefix(line, "m ") && section == "again":
+			stats[f[3]] = statLine{exists: true, raw: uint32(raw), size: size}
+		case strings.HasPrefix(line, "m ") && section == "stat":
 			switch v := line[2:]; v {
 			case "none":
 				ob.manifest = manifestNone
@@ -222,7 +235,7 @@ func parseObserved(out string, paths, prefixes []string, n int) (*observed, erro
 				}
 			}
 			manifestSeen = true
-		case strings.HasPrefix(line, "b ") && section == "again":
+		case strings.HasPrefix(line, "b ") && section == "stat":
 			f := strings.SplitN(line, " ", 3)
 			if len(f) != 3 {
 				return nil, errNoObserve
@@ -235,17 +248,20 @@ func parseObserved(out string, paths, prefixes []string, n int) (*observed, erro
 			return nil, errNoObserve
 		}
 	}
-	if !ended || !manifestSeen || !keyedSeen || len(ob.builds) != len(dedup(prefixes)) || ob.keyed != nil && len(ob.keyed.values) != n {
+	if !ended || !manifestSeen || !keyedSeen || len(ob.builds) != len(dedup(prefixes)) {
+		return nil, errNoObserve
+	}
+	if ob.keyed != nil && withValue {
+		if len(valueHashes) != 1 || !state.IsHash(valueHashes[0]) {
+			return nil, errNoObserve
+		}
+		ob.keyed.values = valueHashes
+	} else if len(valueHashes) > 0 {
 		return nil, errNoObserve
 	}
 	for _, p := range paths {
-		st, ok := first[p]
-		if !ok {
-			ob.paths[p] = statLine{}
-			continue
-		}
-		sl := statLine{exists: true, raw: st.raw, size: st.size}
-		if a, ok := again[p]; ok && a == st {
+		sl := stats[p]
+		if sl.exists && sl.raw&0o170000 == 0o100000 {
 			sl.sha256 = hashes[p]
 		}
 		ob.paths[p] = sl

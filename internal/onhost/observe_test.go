@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cyrplan/cyrplan/internal/hostpath"
 	"github.com/cyrplan/cyrplan/internal/render"
@@ -199,31 +202,37 @@ func TestObserveOneCommand(t *testing.T) {
 // over the transport.
 func TestParseObservedIncomplete(t *testing.T) {
 	paths, prefixes := []string{"/a", "/b"}, []string{"/usr"}
-	sum := strings.Repeat("0", 64)
-	full := observeHeader + "\no 81a4 5 7 /a\nhashes\n" + sum + "  /a\nagain\np 81a4 5 7 /a\nb 1 /usr\nm none\nkeyed none\nend\n"
-	ob, err := parseObserved(full, paths, prefixes, 1)
+	sum, other := strings.Repeat("0", 64), strings.Repeat("1", 64)
+	full := observeHeader + "\nhashes\n" + sum + "  /a\nstat\no 81a4 5 /a\nb 1 /usr\nm none\nkeyed none\nend\n"
+	ob, err := parseObserved(full, paths, prefixes, true)
 	if err != nil {
 		t.Fatalf("a complete answer: %v", err)
 	}
 	if a, b := ob.paths["/a"], ob.paths["/b"]; !a.exists || a.sha256 != sum || a.size != 5 || b.exists {
 		t.Errorf("parsed: /a %+v, /b %+v", a, b)
 	}
-	// A file that changed between the two stats has no hash.
-	ob, err = parseObserved(strings.Replace(full, "p 81a4 5 7", "p 81a4 6 7", 1), paths, prefixes, 1)
-	if err != nil || ob.paths["/a"].sha256 != "" || !ob.paths["/a"].exists {
-		t.Errorf("a file that changed while hashed: %+v, %v", ob.paths["/a"], err)
+	// A path hashed as a regular file that the stat after finds a link
+	// (swapped meanwhile) has no hash.
+	ob, err = parseObserved(strings.Replace(full, "o 81a4", "o a1ff", 1), paths, prefixes, true)
+	if err != nil || ob.paths["/a"].sha256 != "" || !ob.paths["/a"].exists || ob.paths["/a"].mode()&fs.ModeSymlink == 0 {
+		t.Errorf("a file swapped for a link while hashed: %+v, %v", ob.paths["/a"], err)
 	}
 	// The manifest comes along, base64; anything but a regular file is
 	// read over the transport, which says what is wrong.
-	ob, err = parseObserved(strings.Replace(full, "m none", "m "+base64.StdEncoding.EncodeToString([]byte(`{"format":1}`)), 1), paths, prefixes, 1)
+	ob, err = parseObserved(strings.Replace(full, "m none", "m "+base64.StdEncoding.EncodeToString([]byte(`{"format":1}`)), 1), paths, prefixes, true)
 	if err != nil || ob.manifest != manifestRead || string(ob.manifestData) != `{"format":1}` {
 		t.Errorf("a manifest: %+v, %v", ob, err)
 	}
-	if ob, err = parseObserved(strings.Replace(full, "keyed none\n", "keyed\nk /a "+sum+"  -\nv "+sum+"  -\n", 1), paths, prefixes, 1); err != nil ||
-		ob.keyed == nil || ob.keyed.files["/a"] != sum || len(ob.keyed.values) != 1 {
+	// With a key, the value's keyed hash comes last of the hashes.
+	withKey := strings.NewReplacer("keyed none\n", "keyed\nk /a "+sum+"  -\n", "stat\n", other+"  -\nstat\n").Replace(full)
+	if ob, err = parseObserved(withKey, paths, prefixes, true); err != nil ||
+		ob.keyed == nil || ob.keyed.files["/a"] != sum || !slices.Equal(ob.keyed.values, []string{other}) || ob.paths["/a"].sha256 != sum {
 		t.Errorf("keyed hashes: %+v, %v", ob, err)
 	}
-	if ob, err = parseObserved(strings.Replace(full, "m none", "m other", 1), paths, prefixes, 1); err != nil || ob.manifest != manifestUnread {
+	if ob, err = parseObserved(strings.Replace(full, "keyed none\n", "keyed\n", 1), paths, prefixes, false); err != nil || ob.keyed == nil || ob.keyed.values != nil {
+		t.Errorf("a key and no value asked: %+v, %v", ob, err)
+	}
+	if ob, err = parseObserved(strings.Replace(full, "m none", "m other", 1), paths, prefixes, true); err != nil || ob.manifest != manifestUnread {
 		t.Errorf("a manifest that is not a regular file: %+v, %v", ob, err)
 	}
 	for _, out := range []string{
@@ -235,15 +244,19 @@ func TestParseObservedIncomplete(t *testing.T) {
 		strings.Replace(full, "b 1 /usr\n", "", 1),
 		strings.Replace(full, sum, "abc", 1),
 		strings.Replace(full, "o 81a4", "o zz", 1),
+		strings.Replace(full, "o 81a4 5 /a", "o 81a4 /a", 1),
+		strings.Replace(full, "stat\n", "", 1),
 		strings.Replace(full, "end\n", "surprise\nend\n", 1),
 		strings.Replace(full, "hashes\n", "", 1),
 		strings.Replace(full, "keyed none\n", "", 1),
-		strings.Replace(full, "keyed none\n", "keyed\n", 1),                             // no value
-		strings.Replace(full, "keyed none\n", "keyed\nv "+sum+"  -\nv "+sum+"  -\n", 1), // two
-		strings.Replace(full, "keyed none\n", "keyed\nk /a abc  -\nv "+sum+"  -\n", 1),  // not a hash
-		strings.Replace(full, "keyed none\n", "keyed none\nk /a "+sum+"  -\n", 1),       // no key, yet a hash
+		strings.Replace(full, "keyed none\n", "keyed\n", 1),                       // no value
+		strings.Replace(withKey, "stat\n", other+"  -\nstat\n", 1),                // two
+		strings.Replace(withKey, "k /a "+sum, "k /a abc", 1),                      // not a hash
+		strings.Replace(withKey, other+"  -", "abc  -", 1),                        // not a hash
+		strings.Replace(full, "keyed none\n", "keyed none\nk /a "+sum+"  -\n", 1), // no key, yet a hash
+		strings.Replace(full, "stat\n", other+"  -\nstat\n", 1),                   // no key, yet a value's
 	} {
-		if _, err := parseObserved(out, paths, prefixes, 1); err != errNoObserve {
+		if _, err := parseObserved(out, paths, prefixes, true); err != errNoObserve {
 			t.Errorf("parseObserved(%q): %v, want errNoObserve", out, err)
 		}
 	}
@@ -277,5 +290,38 @@ func TestStale(t *testing.T) {
 	}
 	if got := stale(rendered, []byte("a: 1\nb: 2\nc: 2 3\n"), secret.Values{"one": "1"}); !slices.Equal(got, []string{"three", "two"}) {
 		t.Errorf("with values missing: %v", got)
+	}
+}
+
+// hungHost runs no command to its end: each waits until its context
+// ends, as one hashing a file swapped for a FIFO would.
+type hungHost struct{ *shellHost }
+
+func (h hungHost) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A host whose observe or keyed hash command does not finish fails
+// within readTimeout, saying so (and not with the whole script).
+func TestHashingBounded(t *testing.T) {
+	defer func(d time.Duration) { readTimeout = d }(readTimeout)
+	readTimeout = 50 * time.Millisecond
+	h := hungHost{newShellHost(t)}
+	want := &render.Host{Name: "h", Files: []render.File{rendered(filepath.Join(t.TempDir(), "a.conf"), "a: 1\n")}}
+	ctx := context.Background()
+	_, err := Observe(ctx, h, want, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "the observe command did not finish within 50ms") || strings.Contains(err.Error(), "stat --printf") {
+		t.Errorf("observe on a hung host: %v", err)
+	}
+	_, _, err = Fingerprint(ctx, h, []string{want.Files[0].Path}, nil)
+	if err == nil || !strings.Contains(err.Error(), "the keyed hash command did not finish within 50ms") {
+		t.Errorf("fingerprint on a hung host: %v", err)
+	}
+	// Ended by the caller, it is the caller's error.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Observe(cctx, h, want, nil, nil, nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("observe, cancelled: %v", err)
 	}
 }

@@ -26,9 +26,9 @@ import (
 // Observe reads from h everything a plan for want needs. prefixes are
 // the build prefixes its slots run from; values, when not nil, are the
 // secrets the plan renders with (a file holding them whose hash is that
-// of its filled rendering need not be read); labeled are the values h
-// is to fingerprint with its key (state.Host.Fingerprints).
-func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string, values secret.Values, labeled []Labeled) (*state.Host, error) {
+// of its filled rendering need not be read); cred, if not nil, is the
+// value h is to fingerprint with its key (state.Host.Fingerprints).
+func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes []string, values secret.Values, cred *Labeled) (*state.Host, error) {
 	o := &state.Host{Name: h.Name(), Files: map[string]*state.File{}, Dirs: map[string]*state.Dir{},
 		Roles: map[string]layout.Role{}, Builds: map[string]state.Build{}}
 	// The command is asked about what the layout renders here; the
@@ -52,7 +52,7 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 	for s := range slots {
 		paths = append(paths, hostpath.Named(s).RoleFile)
 	}
-	ob, err := observeAll(ctx, h, paths, prefixes, keyedPaths, labeled)
+	ob, err := observeAll(ctx, h, paths, prefixes, keyedPaths, cred)
 	if errors.Is(err, errNoObserve) {
 		ob = nil
 	} else if err != nil {
@@ -155,7 +155,10 @@ func Observe(ctx context.Context, h transport.Host, want *render.Host, prefixes 
 		}
 	}
 	if ob != nil {
-		o.Exec, o.Builds, o.Fingerprints = true, ob.builds, ob.keyed.byLabel(labeled)
+		o.Exec, o.Builds = true, ob.builds
+		if cred != nil {
+			o.Fingerprints = ob.keyed.byLabel([]Labeled{*cred})
+		}
 		return o, nil
 	}
 	o.Exec = true
