@@ -16,7 +16,8 @@
 #      one hash command per host, the two one after the other in every
 #      iteration (BenchmarkSSH/plan-vs-floor), and layout.Load of
 #      10,000 slots against load + unify + validate alone
-#      (BenchmarkFloor), and a first apply --root of 10,000 slots against
+#      (BenchmarkFloor; by turns, BenchmarkLoadVsFloor), and a first
+#      apply --root of 10,000 slots against
 #      making the same directories and files with plain os calls
 #      (BenchmarkLocal/apply-first-floor).
 #
@@ -46,13 +47,17 @@ if [ "$what" = floors ] || [ "$what" = all ]; then
 	{
 		CYRPLAN_BENCH_SSH_HOSTS=${CYRPLAN_BENCH_SSH_HOSTS:-32} \
 			go test -run '^$' -bench 'SSH/[0-9]+hosts/plan-vs-floor$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
-		go test -run '^$' -bench '^Benchmark(Load|Floor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
+		go test -run '^$' -bench '^Benchmark(Load|Floor|LoadVsFloor)$/10000' -benchmem -benchtime="$benchtime" ./internal/layout
 		go test -run '^$' -bench 'Local/10000slots/apply-first(-floor)?$' -benchtime="$benchtime" -timeout 60m ./internal/e2e
 	} | tee /dev/stderr | awk '
 		/^Benchmark/ { name = $1; sub(/-[0-9]+$/, "", name); ns[name] = $3 }
 		/^BenchmarkSSH\/[0-9]+hosts\/plan-vs-floor/ {
 			for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
 			printf "ratio %s: %.2fx (plan %.3f s / floor %.3f s, in turn)\n", name, m["x-floor"], m["plan-s/op"], m["floor-s/op"]
+		}
+		/^BenchmarkLoadVsFloor\// {
+			for (i = 3; i < NF; i += 2) m[$(i + 1)] = $i
+			printf "ratio %s: %.2fx (load %.3f s / floor %.3f s, in turn)\n", name, m["load/floor"], m["load-ns/op"] / 1e9, m["floor-ns/op"] / 1e9
 		}
 		END {
 			pairs["BenchmarkLoad/10000slots"] = "BenchmarkFloor/10000slots"
