@@ -10,7 +10,8 @@
 // failover.maxPerHost to the best limit possible, ceil((M/2)/(N-1)).
 //
 // The package imports nothing of cyrplan, so that any package's tests
-// (layout's included) can use it.
+// (layout's included) can use it; Floor takes the schema it validates
+// against.
 package fleetgen
 
 import (
@@ -19,6 +20,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/load"
 )
 
 // Options describe a fleet.
@@ -162,4 +167,19 @@ func TempDir(tb testing.TB, hosts, slotsPerHost int) string {
 		tb.Fatal(err)
 	}
 	return dir
+}
+
+// Floor is what CUE alone costs on the layout in dir: load its package,
+// unify it with the #Layout of schema (the schema's source) and validate
+// it, nothing else. cyrplan validate is measured against it
+// (BenchmarkFloor in package layout, "fleetgen floor").
+func Floor(dir string, schema []byte) error {
+	ctx := cuecontext.New()
+	sv := ctx.CompileBytes(schema, cue.Filename("schema.cue"))
+	insts := load.Instances([]string{"."}, &load.Config{Dir: dir})
+	if err := insts[0].Err; err != nil {
+		return err
+	}
+	v := sv.LookupPath(cue.ParsePath("#Layout")).Unify(ctx.BuildInstance(insts[0]))
+	return v.Validate(cue.Concrete(true))
 }

@@ -2,10 +2,13 @@ package fleetgen_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/cyrplan/cyrplan/internal/fleetgen"
 	"github.com/cyrplan/cyrplan/internal/layout"
+	"github.com/cyrplan/cyrplan/schema"
 )
 
 // TestLoads checks that generated layouts are valid under the schema,
@@ -103,5 +106,24 @@ func TestBadSizes(t *testing.T) {
 				t.Errorf("Generate(%+v) succeeded, want an error", o)
 			}
 		})
+	}
+}
+
+// Floor passes a generated fleet and fails one the schema refuses.
+func TestFloor(t *testing.T) {
+	src, err := schema.FS.ReadFile(schema.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := fleetgen.TempDir(t, 3, 4)
+	if err := fleetgen.Floor(dir, src); err != nil {
+		t.Fatalf("a generated fleet: %v", err)
+	}
+	bad := filepath.Join(dir, "zz_bad.cue")
+	if err := os.WriteFile(bad, []byte("package layout\n\ndomain: 42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fleetgen.Floor(dir, src); err == nil {
+		t.Error("a layout whose domain is a number passed the floor")
 	}
 }

@@ -4,10 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"cuelang.org/go/cue"
-	"cuelang.org/go/cue/cuecontext"
-	"cuelang.org/go/cue/load"
-
 	"github.com/cyrplan/cyrplan/internal/fleetgen"
 	"github.com/cyrplan/cyrplan/schema"
 )
@@ -79,20 +75,13 @@ func BenchmarkLoadVsFloor(b *testing.B) {
 }
 
 // floor loads the layout in dir, unifies it with the schema and
-// validates it.
+// validates it (fleetgen.Floor).
 func floor(b *testing.B, dir string) {
 	src, err := schema.FS.ReadFile(schema.File)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := cuecontext.New()
-	sv := ctx.CompileBytes(src, cue.Filename(schemaFile))
-	insts := load.Instances([]string{"."}, &load.Config{Dir: dir})
-	if err := insts[0].Err; err != nil {
-		b.Fatal(err)
-	}
-	v := sv.LookupPath(cue.ParsePath("#Layout")).Unify(ctx.BuildInstance(insts[0]))
-	if err := v.Validate(cue.Concrete(true)); err != nil {
+	if err := fleetgen.Floor(dir, src); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -16,22 +16,20 @@ const FloatingPort = 143
 // role. Every command is absolute (a pinned build's children must come
 // from its own prefix) and carries -C (master does not pass its own on).
 // Service names are alphanumeric, as master requires.
-func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
+func cyrusConf(b *bytes.Buffer, l *layout.Layout, s *layout.Slot, role layout.Role) {
 	p := hostpath.Of(s.Name, s.Meta)
 	build := l.BuildOf(s.Name)
 	st := l.Stores[s.Store]
 	bin := func(tool string, args ...string) string {
 		return strings.Join(append([]string{build.Prefix + "/bin/" + tool, "-C", p.IMAPDConf}, args...), " ")
 	}
-	var b bytes.Buffer
-	b.Grow(1536)
 	what := fmt.Sprintf("cyrus.conf of %s as a spare slot (Cyrus %s, %s)", s.Name, build.Name, build.Prefix)
 	if st != nil {
 		what = fmt.Sprintf("cyrus.conf of %s as %s of store %s (Cyrus %s, %s)", s.Name, role, st.Name, build.Name, build.Prefix)
 	}
-	header(&b, "#", what)
+	header(b, "#", what)
 	entry := func(name, cmd, rest string) {
-		fmt.Fprintf(&b, "  %-12s cmd=%q%s\n", name, cmd, rest)
+		fmt.Fprintf(b, "  %-12s cmd=%q%s\n", name, cmd, rest)
 	}
 	addr := l.Hosts[s.Host].Address
 
@@ -59,7 +57,6 @@ func cyrusConf(l *layout.Layout, s *layout.Slot, role layout.Role) []byte {
 		}
 		b.WriteString("}\n")
 	}
-	return b.Bytes()
 }
 
 // floatingAddr is the floating address a slot of st binds in role: the

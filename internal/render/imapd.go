@@ -13,17 +13,15 @@ import (
 // in a fixed order, then the layout's options sorted by name (a store's
 // options override the layout-wide ones). It returns the secrets it
 // references.
-func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
+func imapdConf(b *bytes.Buffer, l *layout.Layout, s *layout.Slot) []string {
 	p := hostpath.Of(s.Name, s.Meta)
 	build := l.BuildOf(s.Name)
-	var b bytes.Buffer
-	b.Grow(2048)
 	what := fmt.Sprintf("imapd.conf of %s (spare slot, Cyrus %s)", s.Name, build.Name)
 	if s.Store != "" {
 		what = fmt.Sprintf("imapd.conf of %s (store %s, Cyrus %s)", s.Name, s.Store, build.Name)
 	}
-	header(&b, "#", what)
-	opt := func(k, v string) { fmt.Fprintf(&b, "%s: %s\n", k, v) }
+	header(b, "#", what)
+	opt := func(k, v string) { fmt.Fprintf(b, "%s: %s\n", k, v) }
 
 	b.WriteString("\n# paths and identity (set by cyrplan)\n")
 	opt("configdirectory", p.ConfigDB)
@@ -78,7 +76,7 @@ func imapdConf(l *layout.Layout, s *layout.Slot) ([]byte, []string) {
 			opt(k, opts[k])
 		}
 	}
-	return b.Bytes(), secrets
+	return secrets
 }
 
 // withWord adds w to the space-separated list if it is not in it.

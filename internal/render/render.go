@@ -88,10 +88,11 @@ func Render(l *layout.Layout) *Tree {
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
+			var scratch bytes.Buffer
 			for h := range work {
 				for _, s := range slots[h.Name] {
 					h.Dirs = append(h.Dirs, slotDirs(s)...)
-					h.Files = append(h.Files, slotFiles(l, s)...)
+					h.Files = append(h.Files, slotFiles(&scratch, l, s)...)
 				}
 				h.Dirs = dedupDirs(h.Dirs)
 				sort.Slice(h.Files, func(i, j int) bool { return h.Files[i].Path < h.Files[j].Path })
@@ -141,17 +142,26 @@ func dedupDirs(dirs []Dir) []Dir {
 	return out
 }
 
-func slotFiles(l *layout.Layout, s *layout.Slot) []File {
+// slotFiles renders the files of slot s, each written into scratch and
+// then copied out at its size: a buffer that grew holds up to twice its
+// file, and the tree of 10,000 slots is held whole.
+func slotFiles(scratch *bytes.Buffer, l *layout.Layout, s *layout.Slot) []File {
 	p := hostpath.Of(s.Name, s.Meta)
-	imapd, secrets := imapdConf(l, s)
+	content := func(write func(b *bytes.Buffer)) []byte {
+		scratch.Reset()
+		write(scratch)
+		return bytes.Clone(scratch.Bytes())
+	}
+	var secrets []string
+	imapd := content(func(b *bytes.Buffer) { secrets = imapdConf(b, l, s) })
 	files := []File{
 		{Path: p.IMAPDConf, Mode: 0o640, Owner: "root", Group: "mail", Content: imapd, Kind: IMAPDConf, Secrets: secrets},
-		{Path: p.MasterConf, Mode: 0o644, Owner: "root", Group: "root", Content: cyrusConf(l, s, layout.Master), Kind: CyrusConf},
-		{Path: p.InitScript, Mode: 0o755, Owner: "root", Group: "root", Content: initScript(l, s), Kind: InitScript},
-		{Path: p.Unit, Mode: 0o644, Owner: "root", Group: "root", Content: unit(l, s), Kind: Unit},
+		{Path: p.MasterConf, Mode: 0o644, Owner: "root", Group: "root", Content: content(func(b *bytes.Buffer) { cyrusConf(b, l, s, layout.Master) }), Kind: CyrusConf},
+		{Path: p.InitScript, Mode: 0o755, Owner: "root", Group: "root", Content: content(func(b *bytes.Buffer) { initScript(b, l, s) }), Kind: InitScript},
+		{Path: p.Unit, Mode: 0o644, Owner: "root", Group: "root", Content: content(func(b *bytes.Buffer) { unit(b, l, s) }), Kind: Unit},
 	}
 	if s.Store != "" {
-		files = append(files, File{Path: p.ReplicaConf, Mode: 0o644, Owner: "root", Group: "root", Content: cyrusConf(l, s, layout.Replica), Kind: CyrusConf})
+		files = append(files, File{Path: p.ReplicaConf, Mode: 0o644, Owner: "root", Group: "root", Content: content(func(b *bytes.Buffer) { cyrusConf(b, l, s, layout.Replica) }), Kind: CyrusConf})
 	}
 	for i := range files {
 		files[i].Slot = s.Name

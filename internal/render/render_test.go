@@ -190,3 +190,17 @@ func TestNoSecretsNoTimestamps(t *testing.T) {
 		}
 	}
 }
+
+// A rendered file holds little more memory than its content: a tree of
+// 10,000 slots is rendered whole before anything is written, and a
+// buffer grown past its first size would hold twice the file (the init
+// scripts once held 10 KB each for their 6 KB).
+func TestNoSlack(t *testing.T) {
+	for _, h := range render.Render(example(t)).Hosts {
+		for _, f := range h.Files {
+			if slack := cap(f.Content) - len(f.Content); slack > 1<<10 {
+				t.Errorf("%s: %d bytes held for %d of content", f.Path, cap(f.Content), len(f.Content))
+			}
+		}
+	}
+}

@@ -65,23 +65,19 @@ func dataOf(l *layout.Layout, s *layout.Slot) scriptData {
 	return d
 }
 
-func initScript(l *layout.Layout, s *layout.Slot) []byte {
-	return execute(initTmpl, dataOf(l, s), 6<<10)
+func initScript(b *bytes.Buffer, l *layout.Layout, s *layout.Slot) {
+	execute(b, initTmpl, dataOf(l, s))
 }
 
-func unit(l *layout.Layout, s *layout.Slot) []byte {
-	return execute(unitTmpl, dataOf(l, s), 1<<10)
+func unit(b *bytes.Buffer, l *layout.Layout, s *layout.Slot) {
+	execute(b, unitTmpl, dataOf(l, s))
 }
 
-// execute runs t into a buffer of about size bytes (a file grown from
-// nothing is copied several times over).
-func execute(t *template.Template, d scriptData, size int) []byte {
-	var b bytes.Buffer
-	b.Grow(size)
-	if err := t.Execute(&b, d); err != nil {
+// execute runs t into b.
+func execute(b *bytes.Buffer, t *template.Template, d scriptData) {
+	if err := t.Execute(b, d); err != nil {
 		panic("render: " + t.Name() + " template: " + err.Error()) // the templates are fixed: a bug
 	}
-	return b.Bytes()
 }
 
 // quote writes a value of the init script as one shell word.

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -63,8 +64,9 @@ func Write(dir string, t *render.Tree) error {
 	if err := writeMarker(r, union(prev, paths)); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, Marker), err)
 	}
+	var scratch []byte
 	for _, p := range paths {
-		if err := writeFile(r, p, want[p]); err != nil {
+		if err := writeFile(r, p, want[p], &scratch); err != nil {
 			return fmt.Errorf("%s: %w", filepath.Join(dir, p), err)
 		}
 	}
@@ -192,13 +194,13 @@ func checkOverwrites(dir string, r *os.Root, paths []string, prev map[string]boo
 	return nil
 }
 
-// writeFile writes f at p in r, unless it is there already.
-func writeFile(r *os.Root, p string, f *render.File) error {
+// writeFile writes f at p in r, unless it is there already (read into
+// scratch: re-rendering into a directory is cheap, and makes no garbage
+// of what it reads).
+func writeFile(r *os.Root, p string, f *render.File, scratch *[]byte) error {
 	name := filepath.FromSlash(p)
-	if fi, err := r.Stat(name); err == nil && fi.Mode().Perm() == f.Mode.Perm() {
-		if old, err := r.ReadFile(name); err == nil && bytes.Equal(old, f.Content) {
-			return nil // already there: re-rendering into a directory is cheap
-		}
+	if same(r, name, f, scratch) {
+		return nil
 	}
 	if err := r.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
@@ -207,6 +209,26 @@ func writeFile(r *os.Root, p string, f *render.File) error {
 		return err
 	}
 	return r.Chmod(name, f.Mode.Perm())
+}
+
+// same says whether name in r is a regular file with f's mode and
+// content (a FIFO there is never opened).
+func same(r *os.Root, name string, f *render.File, scratch *[]byte) bool {
+	fi, err := r.Lstat(name)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != f.Mode.Perm() || fi.Size() != int64(len(f.Content)) {
+		return false
+	}
+	old, err := r.Open(name)
+	if err != nil {
+		return false
+	}
+	defer old.Close()
+	if cap(*scratch) < len(f.Content)+1 {
+		*scratch = make([]byte, len(f.Content)+1)
+	}
+	buf := (*scratch)[:len(f.Content)+1] // one byte more: a file that grew meanwhile differs
+	n, err := io.ReadFull(old, buf)
+	return (err == io.ErrUnexpectedEOF || err == io.EOF) && n == len(f.Content) && bytes.Equal(buf[:n], f.Content)
 }
 
 // removeStale removes the file p that Write wrote before, if it is still

@@ -1,11 +1,13 @@
 package treedir_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/render"
@@ -200,5 +202,52 @@ func TestDiffMissingDir(t *testing.T) {
 	d, err := treedir.Diff(dir, example(t))
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("Diff of a missing directory = %v (and %d bytes of diff); want an error saying %s does not exist", err, len(d), dir)
+	}
+}
+
+// Rendering again into the same directory rewrites only the files that
+// differ: in content (even of the same length), in length, or in mode.
+func TestWriteAgainRewritesOnlyWhatDiffers(t *testing.T) {
+	tree := example(t)
+	dir := t.TempDir()
+	if err := treedir.Write(dir, tree); err != nil {
+		t.Fatal(err)
+	}
+	h := tree.Hosts[tree.HostNames()[0]]
+	path := func(i int) string { return filepath.Join(dir, h.Name, h.Files[i].Path) }
+	old := time.Unix(1e9, 0)
+	for i := range h.Files {
+		if err := os.Chtimes(path(i), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := bytes.Clone(h.Files[0].Content)
+	same[len(same)-2] ^= 1 // the same length, another byte
+	if err := os.WriteFile(path(0), same, h.Files[0].Mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path(1), append(bytes.Clone(h.Files[1].Content), '\n'), h.Files[1].Mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path(2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, 2} {
+		if err := os.Chtimes(path(i), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := treedir.Write(dir, tree); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range h.Files {
+		fi, err := os.Stat(path(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantContent(t, path(i), string(f.Content))
+		if rewritten := !fi.ModTime().Equal(old); rewritten != (i <= 2) || fi.Mode().Perm() != f.Mode.Perm() {
+			t.Errorf("%s: rewritten %v, mode %v", f.Path, rewritten, fi.Mode())
+		}
 	}
 }

@@ -13,6 +13,9 @@
 //	    write what scripts/ansible/play.yml needs to template the same
 //	    files: an inventory, host_vars listing each host's files, and the
 //	    files as Jinja templates (secrets filled in, as on the hosts)
+//	fleetgen floor -layout DIR
+//	    what CUE alone costs on the layout: load, unify with the schema,
+//	    validate (fleetgen.Floor): the floor of cyrplan validate
 //	fleetgen measure [-label L] -- COMMAND [ARG...]
 //	    run COMMAND and print its wall, user and system time and its peak
 //	    resident memory (ru_maxrss); exit with its status
@@ -38,12 +41,14 @@ import (
 	"github.com/cyrplan/cyrplan/internal/layout"
 	"github.com/cyrplan/cyrplan/internal/render"
 	"github.com/cyrplan/cyrplan/internal/secret"
+	"github.com/cyrplan/cyrplan/schema"
 )
 
 const usage = `usage:
   fleetgen layout -hosts N -slots M -out DIR [-testhosts FILE] [-prefix P] [-pinned-prefix P]
   fleetgen populate -layout DIR -known-hosts FILE -identity FILE
   fleetgen ansible -layout DIR -out DIR -known-hosts FILE -identity FILE
+  fleetgen floor -layout DIR
   fleetgen measure [-label L] -- COMMAND [ARG...]
 `
 
@@ -62,6 +67,8 @@ func main() {
 		err = populateCmd(args)
 	case "ansible":
 		err = ansibleCmd(args)
+	case "floor":
+		err = floorCmd(args)
 	case "measure":
 		err = measureCmd(args)
 	default:
@@ -258,4 +265,20 @@ func measureCmd(args []string) error {
 	fmt.Fprintf(os.Stderr, "measure: %s: wall %.3fs user %.3fs sys %.3fs maxrss %.1fMB exit %d\n", *label, wall.Seconds(),
 		cmd.ProcessState.UserTime().Seconds(), cmd.ProcessState.SystemTime().Seconds(), float64(maxrss)/1024, cmd.ProcessState.ExitCode())
 	return err
+}
+
+func floorCmd(args []string) error {
+	fs := flags("floor")
+	dir := fs.String("layout", "", "layout directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() != 0 {
+		return errors.New("floor: -layout DIR, and nothing else")
+	}
+	src, err := schema.FS.ReadFile(schema.File)
+	if err != nil {
+		return err
+	}
+	return fleetgen.Floor(*dir, src)
 }
