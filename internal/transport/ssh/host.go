@@ -387,7 +387,21 @@ func (h *Host) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 		return fail(err)
 	}
 	defer s.Close()
-	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
+	s.Stdout, s.Stderr = stdout, stderr
+	if stdin != nil {
+		// Copied here, not by the session: a command that exits
+		// without reading all of it has sshd close the channel, and
+		// the session would report the write that failed (EOF) as the
+		// command's error.
+		w, err := s.StdinPipe()
+		if err != nil {
+			return fail(err)
+		}
+		go func() {
+			_, _ = io.Copy(w, stdin) // a failed write: see above
+			w.Close()
+		}()
+	}
 	stop := context.AfterFunc(ctx, func() {
 		s.Signal(gossh.SIGTERM)
 		s.Close()

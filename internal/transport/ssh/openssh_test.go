@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -185,6 +186,18 @@ func TestOpenSSH(t *testing.T) {
 			dir := t.TempDir()
 			return transporttest.Fixture{Host: dial(t, cfg), Dir: dir, LocalDir: dir}
 		})
+	})
+
+	// sshd closes the session of a command that exits without reading
+	// its input; what could not be written is not an error.
+	t.Run("UnreadInput", func(t *testing.T) {
+		h := dial(t, cfg)
+		input := strings.Repeat("x", 4<<20)
+		for range 5 {
+			if err := h.Run(t.Context(), "true", strings.NewReader(input), nil, nil); err != nil {
+				t.Fatalf("a command that reads none of its input: %v", err)
+			}
+		}
 	})
 
 	// Real owners, looked up in this machine's /etc/passwd and /etc/group

@@ -296,6 +296,24 @@ func TestRunTimeout(t *testing.T) {
 	}
 }
 
+// A command that exits without reading all its input succeeds: the
+// input that could not be written is not an error (the observe command
+// reads the credentials only when the host has a key).
+func TestRunUnreadInput(t *testing.T) {
+	srv := transporttest.NewServer(t, t.TempDir(), transporttest.WithShell())
+	h := dial(t, config(t, srv))
+	input := strings.Repeat("x", 4<<20)
+	for range 5 {
+		if err := h.Run(t.Context(), "true", strings.NewReader(input), nil, nil); err != nil {
+			t.Fatalf("a command that reads none of its input: %v", err)
+		}
+	}
+	var out strings.Builder
+	if err := h.Run(t.Context(), "head -c 3", strings.NewReader("abcdef"), &out, nil); err != nil || out.String() != "abc" {
+		t.Errorf("a command that reads some of it: %q, %v", out.String(), err)
+	}
+}
+
 // TestOwner checks that owner names are looked up in the host's
 // /etc/passwd and /etc/group. The server changes owners only when the
 // test runs as root; otherwise only the lookups are checked.
