@@ -91,7 +91,7 @@ func runHashing(ctx context.Context, h transport.Host, what, script string, stdi
 	defer cancel()
 	err := h.Run(rctx, script, stdin, stdout, stderr)
 	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
-		return fmt.Errorf("%s: %s did not finish within %v (a file it reads may have been swapped for a FIFO): its connection was left", h.Name(), what, readTimeout)
+		return fmt.Errorf("%s: %s did not finish within %v (a file it reads may have been swapped for a FIFO)", h.Name(), what, readTimeout)
 	}
 	return err
 }
